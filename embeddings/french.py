@@ -1,0 +1,174 @@
+"""A French analyzer for lexical (BM25) retrieval: `analyze(text) -> list[str]`.
+
+Steps, in order:
+
+1. lowercase, typographic apostrophes (’ ‘ ʼ) turned into ', elisions removed
+   (« l'économie » → économie, « jusqu'à » → à);
+2. split on anything that is not a letter or digit (« tiers-lieux » → tiers, lieux;
+   « est-ce » → est, ce);
+3. ESS acronyms (`ACRONYMS`) stay whole tokens, never stemmed; a plural « SCICs » gives `scic`;
+4. stopwords (`STOPWORDS`, accent-folded) and one-letter words are dropped; numbers are kept;
+5. Snowball French stemming (PyStemmer) on the accented word, then accent folding of the stem
+   (é→e, ç→c, œ→oe). Stemming first matters: Snowball needs « ité », « ée » to find suffixes.
+   A word typed without any accent gets « ite »/« ee » endings restored to « ité »/« ée » so
+   « collectivite » and « collectivité » share the stem `collect`;
+6. expansions of acronyms (`EXPANSIONS`) also emit the acronym token, in documents and queries
+   alike, so « SCIC » in a question matches « société coopérative d'intérêt collectif » in a
+   resource and the other way round;
+7. a few synonyms officials use (`SYNONYMS`) add a shared token next to the word's own stem:
+   « subvention » → subvent + financ. The word still matches itself best.
+
+A stem that happens to equal an acronym (« pâtes » → pat) gets a trailing `_` so it cannot
+match the acronym (PAT, projet alimentaire territorial).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import Stemmer
+
+ACRONYMS: frozenset[str] = frozenset(
+    {
+        "ess", "scic", "scop", "cae", "ptce", "cress", "dla", "epci", "rtes", "siae", "iae",
+        "qpv", "anct", "feader", "leader", "ccas", "cias", "pat", "geiq", "tzcld", "ea",
+        "esat", "esus", "feder", "fse", "bpi", "bpifrance", "cdc", "adie", "urscop", "cget",
+        "dreets", "ddets", "mdph", "rsa", "pcaet", "plui", "scot", "sem", "spl", "sarl",
+        "amap", "crtes", "udes", "cpo", "opco", "pme", "tpe", "cma", "cci", "dreal", "draaf",
+        "ars", "caf", "ehpad", "pia", "aap", "dsil", "detr", "fdva", "fonjep", "uriopss",
+        "cnlrq", "rgpd",
+    }
+)  # fmt: skip
+# Left out on purpose because they are also French words: AMI (ami), PLU (plu, and « plus »
+# minus its s), CLIC (clic), SAS (sas).
+
+_STOPWORDS_TEXT = """
+    a à au aux avec ce ces cet cette ceci cela ça celui celle ceux celles chez comme dans de des
+    du elle elles en entre et être eu il ils je la le les leur leurs lui ma mais me même mêmes mes
+    moi mon ne ni nos notre nous on ou où par pas pour qu que qui quoi sa sans se ses si son sont
+    sur ta te tes toi ton tu un une vos votre vous y est es suis sommes êtes été étais était
+    étaient sera seront serait seraient soit ai as avons avez ont avait avaient aura auront
+    aurait eux dont lorsque puisque quand comment pourquoi quel quels quelle quelles lequel
+    laquelle lesquels lesquelles combien voici voilà ici là alors aussi donc car or puis très
+    plus moins peu trop tout tous toute toutes autre autres tel telle tels telles chaque
+    certains certaines plusieurs aucun aucune rien quelque quelques peut peuvent pouvez pouvons
+    faut fait faire font non oui afin ainsi selon jusque jusqu lors depuis pendant avant après
+    sous vers contre parmi via hui aujourd cas bien
+"""
+# « est-ce », « peut-on » are split at the hyphen into stopwords (est, ce, on).
+STOPWORDS: frozenset[str] = frozenset(_STOPWORDS_TEXT.split())
+
+# (pattern on the accent-folded, elision-free, space-joined tokens, acronym it stands for).
+EXPANSIONS: tuple[tuple[str, str], ...] = (
+    (r"societes? cooperatives? (?:d )?interet collectif", "scic"),
+    (r"societes? cooperatives? (?:et )?participatives?", "scop"),
+    (r"societes? cooperatives? ouvrieres? de production", "scop"),
+    (r"cooperatives? (?:d )?activites? et (?:d )?emplois?", "cae"),
+    (r"poles? territoria(?:l|ux) de cooperation economique", "ptce"),
+    (r"economie sociale et solidaire", "ess"),
+    (r"chambres? regionales? de (?:l )?economie sociale", "cress"),
+    (r"dispositifs? loca(?:l|ux) (?:d )?accompagnement", "dla"),
+    (r"quartiers? (?:de la )?politique de la ville", "qpv"),
+    (r"quartiers? prioritaires?", "qpv"),
+    (r"etablissements? publics? de cooperation intercommunale", "epci"),
+    (r"intercommunalites?", "epci"),
+    (r"communautes? (?:de communes|d agglomeration|urbaines?)", "epci"),
+    (r"structures? (?:d )?insertion par (?:l )?activite economique", "siae"),
+    (r"insertion par (?:l )?activite economique", "iae"),
+    (r"projets? alimentaires? territoria(?:l|ux)", "pat"),
+    (r"groupements? (?:d )?employeurs pour (?:l )?insertion et la qualification", "geiq"),
+    (r"territoires? zero chomeurs? de longue duree", "tzcld"),
+    (r"centres? communa(?:l|ux) (?:d )?action sociale", "ccas"),
+    (r"agence nationale de la cohesion des territoires", "anct"),
+    (r"reseau des collectivites territoriales pour une economie solidaire", "rtes"),
+    (r"fonds europeen agricole pour le developpement rural", "feader"),
+    (r"entreprises? solidaires? (?:d )?utilite sociale", "esus"),
+    (r"entreprises? adaptees?", "ea"),
+)
+
+# word → extra tokens it also emits (stems of the group's head word). Kept deliberately small.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "argent": ("financ",),
+    "subvention": ("financ",),
+    "subventions": ("financ",),
+    "subventionner": ("financ",),
+    "fonds": ("financ",),
+    "budget": ("financ",),
+    "mairie": ("commun", "collect"),
+    "mairies": ("commun", "collect"),
+    "municipalité": ("commun", "collect"),
+    "municipalités": ("commun", "collect"),
+    "commune": ("collect",),
+    "communes": ("collect",),
+    "campagne": ("rural",),
+    "campagnes": ("rural",),
+}
+
+_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "\u00a0": " "})
+_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "ß": "ss"})
+_ELISION = re.compile(r"\b(?:jusqu|lorsqu|puisqu|quoiqu|qu|[ldjnsmtc])'")
+_WORD = re.compile(r"[^\W_]+")
+_EXPANSIONS = tuple((re.compile(rf"(?<!\S){p}(?!\S)"), a) for p, a in EXPANSIONS)
+
+
+@lru_cache(maxsize=500_000)
+def fold(word: str) -> str:
+    """Remove accents and expand ligatures: « Œuvré » → « oeuvre » (case is kept)."""
+    decomposed = unicodedata.normalize("NFD", word.translate(_LIGATURES))
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("french")
+
+
+_FOLDED_STOPWORDS = frozenset(fold(w) for w in STOPWORDS)
+_FOLDED_SYNONYMS = {fold(w): tokens for w, tokens in SYNONYMS.items()}
+
+
+@lru_cache(maxsize=500_000)
+def analyze_word(word: str) -> tuple[str, ...]:
+    """Tokens for one lowercase, elision-free word (no spaces, no hyphens); cached."""
+    folded = fold(word)
+    if folded in ACRONYMS:
+        return (folded,)
+    if folded.endswith("s") and folded[:-1] in ACRONYMS and len(folded) > 3:
+        return (folded[:-1],)
+    if folded in _FOLDED_STOPWORDS or (len(folded) < 2 and not folded.isdigit()):
+        return ()
+    if folded.isdigit():
+        return (folded,)
+    to_stem = word
+    if folded == word:  # typed without accents: restore the endings Snowball relies on
+        to_stem = re.sub(r"ite(s?)$", r"ité\1", re.sub(r"ee(s?)$", r"ée\1", word))
+    stem = fold(_stemmer().stemWord(to_stem))
+    if stem in ACRONYMS:
+        stem += "_"
+    extra = tuple(t for t in _FOLDED_SYNONYMS.get(folded, ()) if t != stem)
+    return (stem, *extra)
+
+
+def words(text: str) -> list[str]:
+    """Lowercase, elision-free words of `text`, accents kept: « L’économie » → ['économie']."""
+    lowered = unicodedata.normalize("NFC", text).translate(_APOSTROPHES).lower()
+    return _WORD.findall(_ELISION.sub(" ", lowered))
+
+
+def analyze(text: str) -> list[str]:
+    """BM25 tokens of `text` (see the module docstring for the steps).
+
+    >>> analyze("Les SCICs financent l’économie sociale et solidaire en 2020")
+    ['scic', 'financ', 'econom', 'social', 'solidair', '2020', 'ess']
+    """
+    tokens: list[str] = []
+    ws = words(text)
+    for w in ws:
+        tokens.extend(analyze_word(w))
+    if ws:
+        joined = " ".join(fold(w) for w in ws)
+        for pattern, acronym in _EXPANSIONS:
+            tokens.extend(acronym for _ in pattern.finditer(joined))
+    return tokens
