@@ -1,0 +1,248 @@
+"""The `ess-assistant` command line (also `python -m assistant`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from assistant.models import Answer, Filters
+from assistant.service import Assistant
+from assistant.settings import Settings
+from corpus.errors import AssistantError, InvalidQuestionError
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--index", type=Path, help="dossier de l'index (ESS_ASSISTANT_INDEX_DIR)")
+    common.add_argument("--corpus", type=Path, help="dossier du corpus (ESS_ASSISTANT_CORPUS_DIR)")
+    common.add_argument("--model", help="modèle d'embedding : nom ou chemin (ESS_ASSISTANT_MODEL)")
+    common.add_argument("--data-dir", type=Path, help="dossier de données (ESS_ASSISTANT_DATA_DIR)")
+    common.add_argument("-v", "--verbose", action="store_true", help="journal détaillé")
+
+    parser = argparse.ArgumentParser(
+        prog="ess-assistant",
+        description="Assistant de questions-réponses sur les ressources ESS du réseau.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    build = sub.add_parser("build", parents=[common], help="construire ou mettre à jour l'index")
+    build.add_argument("--full", action="store_true", help="tout recalculer")
+
+    ask = sub.add_parser("ask", parents=[common], help="poser une question")
+    ask.add_argument("question", help="la question, ou - pour lire une question par ligne")
+    ask.add_argument("--json", action="store_true", help="sortie JSON (une ligne par question)")
+    ask.add_argument("--filter", action="append", default=[], metavar="CLÉ=VALEUR",
+                     help="type=…, theme=…, zone=…, date>=AAAA, date<=AAAA (répétable)")
+
+    serve = sub.add_parser("serve", parents=[common], help="lancer le chat Gradio")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+
+    sub.add_parser("status", parents=[common], help="état de l'index et du corpus")
+
+    evaluate = sub.add_parser("eval", parents=[common], help="évaluer la recherche sur un jeu de questions")
+    evaluate.add_argument("file", type=Path, help="fichier JSONL de questions")
+    evaluate.add_argument("--method", choices=["lexical", "dense", "hybrid", "all"], default="hybrid")
+    evaluate.add_argument("--details", action="store_true", help="tableau par question")
+
+    imp = sub.add_parser("import", parents=[common], help="importer un export de pages en fichiers Markdown")
+    imp.add_argument("export", type=Path, help="fichier texte exporté du site")
+    imp.add_argument("--out", type=Path, help="dossier de sortie (défaut : le corpus)")
+    imp.add_argument("--overwrite", action="store_true", help="remplacer les fichiers existants")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        index_dir=getattr(args, "index", None),
+        corpus_dir=getattr(args, "corpus", None),
+        model=getattr(args, "model", None),
+        data_dir=getattr(args, "data_dir", None),
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+    )
+
+
+class _TqdmProgress:
+    """A `ProgressCallback` drawing tqdm bars on stderr, one per stage."""
+
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self._bar: Any = None
+        self._stage = ""
+
+    def __call__(self, done: int, total: int, stage: str) -> None:
+        if stage != self._stage:
+            self.close()
+            self._stage = stage
+            self._bar = self._tqdm(total=total, desc=stage, unit="passage" if total > 1 else "", file=sys.stderr)
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.n = done
+            self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _ensure_index(assistant: Assistant) -> None:
+    progress = _TqdmProgress()
+    try:
+        assistant.ensure_index(progress=progress)
+    finally:
+        progress.close()
+
+
+def _format_answer(answer: Answer) -> str:
+    lines = [*(f"⚠ {n}" for n in answer.notices), answer.text]
+    if answer.citations:
+        lines.append("")
+        lines.append("Sources :")
+        for c in answer.citations:
+            meta = " · ".join(x for x in (c.kind or c.type, c.date or "", c.url or "") if x)
+            lines.append(f"[{c.n}] {c.title}" + (f" — {meta}" if meta else ""))
+            lines.append("    « " + " ".join(c.passage.split()) + " »")
+    return "\n".join(lines)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    assistant = Assistant(_settings(args))
+    progress = _TqdmProgress()
+    try:
+        report = assistant.build(full=args.full, progress=progress)
+    finally:
+        progress.close()
+    if report.reason:
+        print(f"({report.reason})")
+    print(report.summary_line())
+    for err in report.errors:
+        print(f"  erreur : {err.path} : {err.reason}")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    assistant = Assistant(_settings(args))
+    filters = Filters.parse(args.filter) if args.filter else None
+    _ensure_index(assistant)
+    if args.question == "-":
+        return _ask_stream(assistant, filters, as_json=args.json)
+    answer = assistant.ask(args.question, filters=filters)
+    print(json.dumps(answer.to_json(), ensure_ascii=False) if args.json else _format_answer(answer))
+    return 0
+
+
+def _ask_stream(assistant: Assistant, filters: Filters | None, *, as_json: bool) -> int:
+    """One question per line on stdin; one answer (a JSON line with --json) per question."""
+    status = 0
+    for line in sys.stdin:
+        question = line.rstrip("\n")
+        if not question.strip():
+            continue
+        try:
+            answer = assistant.ask(question, filters=filters)
+        except InvalidQuestionError as exc:
+            status = exc.exit_code
+            out: Any = {"question": question, "error": str(exc)}
+            print(json.dumps(out, ensure_ascii=False) if as_json else str(exc), flush=True)
+            continue
+        print(json.dumps(answer.to_json(), ensure_ascii=False) if as_json else _format_answer(answer) + "\n", flush=True)
+    return status
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ui.app import serve
+
+    assistant = Assistant(_settings(args))
+    _ensure_index(assistant)
+    serve(assistant)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = Assistant(_settings(args)).status()
+    print(f"index       : {status.index_dir}")
+    print(f"corpus      : {status.corpus_dir}")
+    if status.version is None:
+        print("état        : aucun index — lancez `ess-assistant build`")
+        return 0
+    print(f"version     : {status.version}")
+    print(f"modèle      : {status.model}")
+    print(f"ressources  : {status.resources}")
+    print(f"passages    : {status.chunks} ({status.index_type})")
+    print(f"construit   : {status.built_at}")
+    print(f"erreurs     : {len(status.errors)}")
+    for path, reason in status.errors:
+        print(f"  {path} : {reason}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from assistant.evaluation import run_eval_command
+
+    assistant = Assistant(_settings(args))
+    _ensure_index(assistant)
+    print(run_eval_command(assistant, args.file, method=args.method, details=args.details))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from corpus.importer import import_export
+
+    settings = _settings(args)
+    out = args.out or settings.corpus_dir
+    if out is None:
+        from corpus.bundled import bundled_corpus_dir
+
+        out = bundled_corpus_dir()
+    result = import_export(args.export, out, overwrite=args.overwrite)
+    print(result if isinstance(result, str) else _describe_import(result, out))
+    return 0
+
+
+def _describe_import(result: Any, out: Path) -> str:
+    written = getattr(result, "written", result)
+    skipped = getattr(result, "skipped", ())
+    lines = [f"{len(written)} fichier(s) écrit(s) dans {out}"]
+    lines += [f"  ignoré (existe déjà, --overwrite pour remplacer) : {p}" for p in skipped]
+    return "\n".join(lines)
+
+
+COMMANDS = {
+    "build": cmd_build,
+    "ask": cmd_ask,
+    "serve": cmd_serve,
+    "status": cmd_status,
+    "eval": cmd_eval,
+    "import": cmd_import,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return COMMANDS[args.command](args)
+    except AssistantError as exc:
+        print(f"erreur : {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrompu", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

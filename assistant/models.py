@@ -1,0 +1,193 @@
+"""The records of the answering stage: `Filters`, `Hit`, `ResourceHit`, `Citation`, `Answer`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from corpus.errors import ConfigurationError
+from corpus.models import Chunk, Resource
+
+
+def _fold(text: str) -> str:
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).strip()
+
+
+_DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Metadata filters; an empty field does not filter. Comparisons ignore case and accents.
+
+    `types` matches the resource's `type` or `kind`; `themes` matches its themes or keywords;
+    dates compare on their ISO prefix («2020» covers «2020-09-29»).
+    """
+
+    types: tuple[str, ...] = ()
+    themes: tuple[str, ...] = ()
+    zones: tuple[str, ...] = ()
+    date_from: str | None = None
+    date_to: str | None = None
+
+    def __post_init__(self) -> None:
+        for value in (self.date_from, self.date_to):
+            if value is not None and not _DATE_RE.match(value):
+                raise ConfigurationError(
+                    f"date de filtre invalide « {value} » : utilisez AAAA, AAAA-MM ou AAAA-MM-JJ"
+                )
+
+    @property
+    def active(self) -> bool:
+        return bool(self.types or self.themes or self.zones or self.date_from or self.date_to)
+
+    def matches(self, resource: Resource) -> bool:
+        if self.types:
+            wanted = {_fold(t) for t in self.types}
+            if _fold(resource.type) not in wanted and _fold(resource.kind) not in wanted:
+                return False
+        if self.themes:
+            have = {_fold(t) for t in (*resource.themes, *resource.keywords)}
+            if not have & {_fold(t) for t in self.themes}:
+                return False
+        if self.zones and _fold(resource.zone or "") not in {_fold(z) for z in self.zones}:
+            return False
+        if self.date_from or self.date_to:
+            if not resource.date:
+                return False
+            date = resource.date
+            if self.date_from and date[: len(self.date_from)] < self.date_from:
+                return False
+            if self.date_to and date[: len(self.date_to)] > self.date_to:
+                return False
+        return True
+
+    @classmethod
+    def parse(cls, specs: Sequence[str]) -> Filters:
+        """Parse CLI specs: `type=Guide`, `theme=ruralité`, `zone=Haute-Marne`,
+        `date>=2020-01`, `date<=2021` (repeat a key to allow several values)."""
+        types: list[str] = []
+        themes: list[str] = []
+        zones: list[str] = []
+        date_from = date_to = None
+        for spec in specs:
+            match = re.match(r"^\s*(\w+)\s*(>=|<=|=)\s*(.+?)\s*$", spec)
+            if not match:
+                raise ConfigurationError(
+                    f"filtre invalide « {spec} » : attendu clé=valeur, par ex. type=Guide, "
+                    "theme=ruralité, zone=Haute-Marne, date>=2020"
+                )
+            key, op, value = match.group(1).lower(), match.group(2), match.group(3)
+            if key in ("type", "kind") and op == "=":
+                types.append(value)
+            elif key in ("theme", "thème", "themes") and op == "=":
+                themes.append(value)
+            elif key == "zone" and op == "=":
+                zones.append(value)
+            elif key == "date" and op == ">=":
+                date_from = value
+            elif key == "date" and op == "<=":
+                date_to = value
+            elif key == "date" and op == "=":
+                date_from = date_to = value
+            else:
+                raise ConfigurationError(
+                    f"filtre inconnu « {spec} » : clés possibles type, theme, zone, date (>=, <=, =)"
+                )
+        return cls(tuple(types), tuple(themes), tuple(zones), date_from, date_to)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk with its fused score and the scores of each method."""
+
+    row: int
+    chunk: Chunk
+    score: float
+    dense: float | None = None
+    lexical: float | None = None
+
+
+@dataclass(frozen=True)
+class ResourceHit:
+    """A retrieved resource with its best passages, best first."""
+
+    resource: Resource
+    score: float
+    hits: tuple[Hit, ...]
+
+    @property
+    def best(self) -> Hit:
+        return self.hits[0]
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """The outcome of retrieval: ranked resources plus the signals abstention decides on."""
+
+    query: str
+    resources: tuple[ResourceHit, ...]
+    top_dense: float
+    top_lexical: float
+    coverage: float  # share of the question's content terms found in the best resource
+    abstain: bool
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A numbered source of an answer. Offsets refer to the resource body."""
+
+    n: int
+    resource_id: str
+    title: str
+    type: str
+    kind: str
+    date: str | None
+    url: str | None
+    passage: str
+    start: int
+    end: int
+    score: float
+    highlights: tuple[tuple[int, int], ...] = ()  # spans of question words inside `passage`
+    used: tuple[tuple[int, int], ...] = ()  # spans of the sentences quoted in the answer
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "resource_id": self.resource_id,
+            "title": self.title,
+            "type": self.kind or self.type,
+            "date": self.date,
+            "url": self.url,
+            "passage": self.passage,
+            "score": round(self.score, 4),
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the assistant says: the text (with [n] markers) and its numbered sources."""
+
+    question: str
+    text: str
+    abstained: bool
+    citations: tuple[Citation, ...] = ()
+    notices: tuple[str, ...] = ()
+    mode: str = "extractive"  # or "llm"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "question": self.question,
+            "answer": self.text,
+            "abstained": self.abstained,
+            "citations": [c.to_json() for c in self.citations],
+            "notices": list(self.notices),
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,198 @@
+"""`Assistant`: the one object the CLI and the UI talk to.
+
+It owns the settings, the embedder (loaded once, lazily) and the current index, which it
+reloads by itself when a build has switched the index to a new version (hot reload: a
+running server never needs a restart, and questions asked during a build are answered from
+the previous version).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from assistant.compose import compose_answer
+from assistant.models import Answer, Filters, Retrieval
+from assistant.retrieval import RetrievalParams, retrieve
+from assistant.settings import Settings
+from corpus.bundled import bundled_corpus_dir
+from corpus.chunking import ChunkingSettings
+from corpus.errors import IndexNotFoundError, InvalidQuestionError
+from corpus.loaders import load_corpus
+from embeddings.base import Embedder
+from embeddings.builder import BuildReport, ProgressCallback, build_index
+from embeddings.loading import load_embedder
+from embeddings.store import ResourceIndex, current_version
+
+log = logging.getLogger(__name__)
+
+EMPTY_QUESTION = "Veuillez saisir une question, par exemple : « Comment financer l'ESS en milieu rural ? »"
+
+
+@dataclass(frozen=True)
+class Status:
+    """What `ess-assistant status` and the staff page show."""
+
+    index_dir: str
+    corpus_dir: str
+    version: str | None
+    model: str | None
+    resources: int
+    chunks: int
+    built_at: str | None
+    index_type: str | None
+    errors: tuple[tuple[str, str], ...]
+
+
+class Assistant:
+    """Answers questions from the current index; builds and hot-reloads it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        params: RetrievalParams | None = None,
+    ) -> None:
+        self.settings = settings
+        self.params = params or RetrievalParams()
+        self._embedder = embedder
+        self._index: ResourceIndex | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ components
+
+    @property
+    def index_dir(self) -> Path:
+        return self.settings.resolved_index_dir
+
+    @property
+    def corpus_dir(self) -> Path:
+        return self.settings.corpus_dir or bundled_corpus_dir()
+
+    @property
+    def chunking(self) -> ChunkingSettings:
+        return ChunkingSettings(size=self.settings.chunk_size, overlap=self.settings.chunk_overlap)
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            with self._lock:
+                if self._embedder is None:
+                    self._embedder = load_embedder(
+                        self.settings.model, cache_dir=self.settings.model_cache_dir
+                    )
+        return self._embedder
+
+    def index(self) -> ResourceIndex:
+        """The current index, reloaded if a build switched versions since the last call."""
+        current = self._index
+        on_disk = current_version(self.index_dir)
+        if current is not None and current.version == on_disk:
+            return current
+        with self._lock:
+            current = self._index
+            on_disk = current_version(self.index_dir)
+            if current is None or current.version != on_disk:
+                embedder = self.embedder if self._embedder is not None else None
+                loaded = ResourceIndex.load(
+                    self.index_dir,
+                    model=self.settings.model,
+                    dimension=embedder.dimension if embedder else None,
+                )
+                if current is not None:
+                    log.info("index reloaded: %s → %s", current.version, loaded.version)
+                self._index = current = loaded
+        return current
+
+    def ensure_index(self, progress: ProgressCallback | None = None) -> ResourceIndex:
+        """The current index; built from the configured corpus first if there is none."""
+        try:
+            return self.index()
+        except IndexNotFoundError:
+            log.info("no index in %s: building it from %s", self.index_dir, self.corpus_dir)
+            self.build(progress=progress)
+            return self.index()
+
+    # ------------------------------------------------------------------ operations
+
+    def build(self, *, full: bool = False, progress: ProgressCallback | None = None) -> BuildReport:
+        """Load the corpus folder and build (incrementally unless `full`) the index."""
+        loaded = load_corpus(self.corpus_dir)
+        return build_index(
+            loaded.resources,
+            embedder=self.embedder,
+            index_dir=self.index_dir,
+            chunking=self.chunking,
+            errors=loaded.errors,
+            full=full,
+            progress=progress,
+        )
+
+    def prepare_question(self, question: str) -> tuple[str, tuple[str, ...]]:
+        """Validate and truncate a question; returns it with the notices to show."""
+        text = (question or "").strip()
+        if not text:
+            raise InvalidQuestionError(EMPTY_QUESTION)
+        limit = self.settings.max_question_chars
+        if len(text) > limit:
+            cut = text[:limit].rsplit(" ", 1)[0] or text[:limit]
+            notice = (
+                f"Votre question était très longue ({len(text)} caractères) : seuls les "
+                f"{len(cut)} premiers caractères ont été pris en compte."
+            )
+            return cut, (notice,)
+        return text, ()
+
+    def retrieve(
+        self,
+        question: str,
+        *,
+        history: Sequence[str] = (),
+        filters: Filters | None = None,
+        params: RetrievalParams | None = None,
+    ) -> Retrieval:
+        index = self.index()
+        params = params or self.params
+        return retrieve(
+            index,
+            self.embedder if params.method != "lexical" else None,
+            question,
+            history=history,
+            filters=filters,
+            max_resources=self.settings.max_sources,
+            params=params,
+        )
+
+    def ask(
+        self,
+        question: str,
+        *,
+        history: Sequence[str] = (),
+        filters: Filters | None = None,
+    ) -> Answer:
+        """Answer `question` (earlier questions of the conversation in `history`)."""
+        text, notices = self.prepare_question(question)
+        retrieval = self.retrieve(text, history=history, filters=filters)
+        return compose_answer(text, retrieval, notices=notices)
+
+    def status(self) -> Status:
+        version = current_version(self.index_dir)
+        if version is None:
+            return Status(str(self.index_dir), str(self.corpus_dir), None, None, 0, 0, None, None, ())
+        index = self.index()
+        m = index.manifest
+        return Status(
+            index_dir=str(self.index_dir),
+            corpus_dir=str(self.corpus_dir),
+            version=index.version,
+            model=m.model,
+            resources=len(m.resources),
+            chunks=m.chunk_count,
+            built_at=m.created_at,
+            index_type=m.index_type,
+            errors=tuple((e.path, e.reason) for e in m.errors),
+        )

@@ -1,0 +1,216 @@
+"""Building and incrementally updating a `ResourceIndex` from loaded resources.
+
+Only new or changed resources (by content hash) are chunked and embedded again; the vectors
+of unchanged resources are reused; a change of model or chunking settings forces a full
+rebuild. One build at a time per index directory (file lock).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from corpus.chunking import ChunkingSettings, split_resource
+from corpus.errors import AssistantError, BuildLockedError
+from corpus.models import Chunk, Resource
+from embeddings.base import Embedder
+from embeddings.lexical import LexicalIndex
+from embeddings.store import FileError, Manifest, ResourceIndex, index_type_name, make_faiss_index
+
+log = logging.getLogger(__name__)
+
+# progress(done, total, stage) — stage is a short French label shown to staff
+ProgressCallback = Callable[[int, int, str], None]
+EMBED_BATCH = 32
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did; `summary_line()` is what staff read."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    errors: tuple[FileError, ...] = ()
+    full: bool = False
+    reason: str = ""
+    chunks_embedded: int = 0
+    total_chunks: int = 0
+    seconds: float = 0.0
+    version: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    def summary_line(self) -> str:
+        return (
+            f"added {len(self.added)}, changed {len(self.changed)}, removed {len(self.removed)}, "
+            f"unchanged {len(self.unchanged)}, errors {len(self.errors)}"
+        )
+
+
+def lock_for(index_dir: Path) -> FileLock:
+    index_dir.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(index_dir / "build.lock"), timeout=0)
+
+
+def build_index(
+    resources: Sequence[Resource],
+    *,
+    embedder: Embedder,
+    index_dir: Path,
+    chunking: ChunkingSettings,
+    errors: Sequence[FileError] = (),
+    full: bool = False,
+    progress: ProgressCallback | None = None,
+) -> BuildReport:
+    """Build or update the index in `index_dir` from `resources`; see the module docstring."""
+    lock = lock_for(index_dir)
+    try:
+        lock.acquire()
+    except Timeout as exc:
+        raise BuildLockedError(
+            f"une reconstruction de l'index {index_dir} est déjà en cours ; "
+            "attendez qu'elle se termine puis relancez `ess-assistant build`"
+        ) from exc
+    try:
+        return _build_locked(
+            resources, embedder=embedder, index_dir=index_dir, chunking=chunking,
+            errors=errors, full=full, progress=progress,
+        )
+    finally:
+        lock.release()
+
+
+def _previous(index_dir: Path, embedder: Embedder, chunking: ChunkingSettings) -> tuple[ResourceIndex | None, str]:
+    """The reusable previous index, or None with the reason for a full rebuild."""
+    try:
+        previous = ResourceIndex.load(index_dir)
+    except AssistantError as exc:
+        if "aucun index" in str(exc):
+            return None, "premier index"
+        return None, f"index précédent inutilisable ({exc})"
+    m = previous.manifest
+    if m.model != embedder.name or m.dimension != embedder.dimension:
+        return None, f"le modèle a changé ({m.model} → {embedder.name}) : reconstruction complète"
+    if m.chunking != chunking.as_dict():
+        return None, (
+            f"les réglages de découpage ont changé ({m.chunking} → {chunking.as_dict()}) : "
+            "reconstruction complète"
+        )
+    return previous, ""
+
+
+def _build_locked(
+    resources: Sequence[Resource],
+    *,
+    embedder: Embedder,
+    index_dir: Path,
+    chunking: ChunkingSettings,
+    errors: Sequence[FileError],
+    full: bool,
+    progress: ProgressCallback | None,
+) -> BuildReport:
+    started = time.perf_counter()
+    previous, reason = (None, "reconstruction complète demandée (--full)") if full else _previous(
+        index_dir, embedder, chunking
+    )
+    if reason:
+        log.info("full build: %s", reason)
+    old_hashes = previous.manifest.resources if previous else {}
+    new_by_id = {r.id: r for r in resources}
+
+    added = tuple(rid for rid in new_by_id if rid not in old_hashes)
+    changed = tuple(
+        rid for rid in new_by_id if rid in old_hashes and old_hashes[rid] != new_by_id[rid].content_hash
+    )
+    removed = tuple(rid for rid in old_hashes if rid not in new_by_id)
+    unchanged = tuple(
+        rid for rid in new_by_id if rid in old_hashes and old_hashes[rid] == new_by_id[rid].content_hash
+    )
+
+    # Reuse chunks and vectors of unchanged resources; chunk and embed the others.
+    kept_chunks: list[Chunk] = []
+    kept_rows: list[int] = []
+    if previous is not None:
+        for rid in unchanged:
+            rows = previous.rows_of(rid)
+            kept_rows.extend(rows)
+            kept_chunks.extend(previous.chunks[r] for r in rows)
+    to_embed: list[Chunk] = []
+    for rid in (*added, *changed):
+        to_embed.extend(
+            split_resource(
+                new_by_id[rid], settings=chunking,
+                count_tokens=embedder.count_tokens, max_tokens=embedder.max_tokens,
+            )
+        )
+
+    new_vectors = _embed_chunks(embedder, to_embed, progress)
+    kept_vectors = (
+        previous.vectors[np.asarray(kept_rows, dtype=np.int64)]
+        if previous is not None and kept_rows
+        else np.zeros((0, embedder.dimension), dtype=np.float32)
+    )
+    # Keep the chunks grouped in corpus order, so the index layout does not depend on history.
+    order = {rid: i for i, rid in enumerate(new_by_id)}
+    all_chunks = kept_chunks + to_embed
+    all_vectors = np.concatenate([kept_vectors, new_vectors]) if all_chunks else kept_vectors
+    perm = sorted(range(len(all_chunks)), key=lambda i: (order[all_chunks[i].resource_id], all_chunks[i].position))
+    chunks = [all_chunks[i] for i in perm]
+    vectors = np.ascontiguousarray(all_vectors[perm], dtype=np.float32) if perm else all_vectors
+
+    if progress:
+        progress(0, 1, "Index lexical")
+    lexical = LexicalIndex.build(chunks, resources=new_by_id)
+    faiss_index = make_faiss_index(vectors)
+    index = ResourceIndex(
+        manifest=Manifest(
+            model=embedder.name,
+            dimension=embedder.dimension,
+            chunking=chunking.as_dict(),
+            resources={rid: r.content_hash for rid, r in new_by_id.items()},
+            chunk_count=len(chunks),
+            index_type=index_type_name(faiss_index),
+            errors=tuple(errors),
+        ),
+        resources=dict(new_by_id),
+        chunks=chunks,
+        vectors=vectors,
+        lexical=lexical,
+        faiss_index=faiss_index,
+    )
+    if progress:
+        progress(0, 1, "Enregistrement")
+    version = index.save(index_dir)
+    if progress:
+        progress(1, 1, "Terminé")
+    report = BuildReport(
+        added=added, changed=changed, removed=removed, unchanged=unchanged,
+        errors=tuple(errors), full=previous is None, reason=reason,
+        chunks_embedded=len(to_embed), total_chunks=len(chunks),
+        seconds=time.perf_counter() - started, version=version,
+    )
+    log.info("build done: %s (%d chunks embedded)", report.summary_line(), len(to_embed))
+    return report
+
+
+def _embed_chunks(
+    embedder: Embedder, chunks: Sequence[Chunk], progress: ProgressCallback | None
+) -> np.ndarray:
+    if not chunks:
+        return np.zeros((0, embedder.dimension), dtype=np.float32)
+    texts = [c.embedding_text() for c in chunks]
+    parts = []
+    for start in range(0, len(texts), EMBED_BATCH):
+        if progress:
+            progress(start, len(texts), "Calcul des vecteurs")
+        parts.append(embedder.embed_documents(texts[start : start + EMBED_BATCH]))
+    if progress:
+        progress(len(texts), len(texts), "Calcul des vecteurs")
+    return np.concatenate(parts)

@@ -1,0 +1,333 @@
+"""`ResourceIndex`: the FAISS index, its chunk/resource metadata, the lexical index and the
+manifest, with atomic save and checked load.
+
+Layout of an index directory::
+
+    index_dir/
+      CURRENT                 name of the active version (replaced atomically)
+      build.lock              held by a running build
+      versions/<name>/        one complete, immutable index version
+        manifest.json  vectors.npy  faiss.index  chunks.jsonl  resources.jsonl  lexical/
+
+A save writes a new version next to the current one and only then switches `CURRENT`; a
+reader therefore always sees a complete version, and a build killed at any moment leaves the
+previous version in place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from corpus.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
+from corpus.models import Chunk, Download, Resource
+from embeddings.lexical import LexicalIndex
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+EXACT_SEARCH_MAX = 250_000  # above this many chunks an HNSW graph replaces exact search
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+KEEP_OLD_VERSIONS = 2
+
+_FILES = ("manifest.json", "vectors.npy", "faiss.index", "chunks.jsonl", "resources.jsonl")
+REBUILD_HINT = "lancez `ess-assistant build --full` pour reconstruire l'index"
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A corpus file that could not be indexed, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What an index version was built from; checked at load time."""
+
+    model: str
+    dimension: int
+    chunking: dict[str, Any]
+    resources: dict[str, str]  # resource id → content hash
+    chunk_count: int
+    index_type: str
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    versions: dict[str, str] = field(default_factory=lambda: _library_versions())
+    errors: tuple[FileError, ...] = ()
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        data = json.loads(text)
+        data["errors"] = tuple(FileError(**e) for e in data.get("errors", ()))
+        return cls(**data)
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "faiss": faiss.__version__}
+    for dist in ("ess-assistant", "sentence-transformers", "torch", "bm25s"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def make_faiss_index(vectors: np.ndarray) -> faiss.Index:
+    """Exact inner-product search up to `EXACT_SEARCH_MAX` vectors, HNSW above."""
+    dim = vectors.shape[1]
+    if len(vectors) <= EXACT_SEARCH_MAX:
+        index = faiss.IndexFlatIP(dim)
+    else:
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def index_type_name(index: faiss.Index) -> str:
+    return "hnsw" if isinstance(index, faiss.IndexHNSWFlat) else "flat"
+
+
+class ResourceIndex:
+    """Owns the vectors, the FAISS index, the lexical index and the metadata of one version."""
+
+    def __init__(
+        self,
+        *,
+        manifest: Manifest,
+        resources: dict[str, Resource],
+        chunks: Sequence[Chunk],
+        vectors: np.ndarray,
+        lexical: LexicalIndex,
+        faiss_index: faiss.Index | None = None,
+        version: str = "",
+    ) -> None:
+        if len(chunks) != len(vectors):
+            raise IndexCorruptError(
+                f"index incohérent : {len(chunks)} passages pour {len(vectors)} vecteurs ; {REBUILD_HINT}"
+            )
+        self.manifest = manifest
+        self.resources = resources
+        self.chunks = list(chunks)
+        self.vectors = vectors
+        self.lexical = lexical
+        self.faiss_index = faiss_index if faiss_index is not None else make_faiss_index(vectors)
+        if self.faiss_index.ntotal != len(self.chunks):
+            raise IndexCorruptError(
+                f"index FAISS incohérent ({self.faiss_index.ntotal} vecteurs pour "
+                f"{len(self.chunks)} passages) ; {REBUILD_HINT}"
+            )
+        self.version = version
+        self._rows_by_resource: dict[str, list[int]] = {}
+        for row, chunk in enumerate(self.chunks):
+            self._rows_by_resource.setdefault(chunk.resource_id, []).append(row)
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def rows_of(self, resource_id: str) -> list[int]:
+        return self._rows_by_resource.get(resource_id, [])
+
+    def mask_for(self, resource_ids: Iterable[str]) -> np.ndarray:
+        """Boolean row mask selecting the chunks of the given resources."""
+        mask = np.zeros(len(self.chunks), dtype=bool)
+        for rid in resource_ids:
+            mask[self.rows_of(rid)] = True
+        return mask
+
+    def search_dense(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """Best `k` rows by inner product with `query` (a normalized vector), restricted to `allowed`."""
+        n = len(self.chunks)
+        if n == 0 or k <= 0:
+            return []
+        q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        params = None
+        if allowed is not None:
+            count = int(allowed.sum())
+            if count == 0:
+                return []
+            if count < 20_000:  # small subsets: exact scores on the allowed rows only
+                rows = np.flatnonzero(allowed)
+                scores = self.vectors[rows] @ q[0]
+                top = np.argsort(-scores)[:k]
+                return [(int(rows[i]), float(scores[i])) for i in top]
+            selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(np.packbits(allowed, bitorder="little")))
+            if isinstance(self.faiss_index, faiss.IndexHNSWFlat):
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, k))
+            else:
+                params = faiss.SearchParameters(sel=selector)
+        scores, ids = self.faiss_index.search(q, min(k, n), params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, index_dir: Path) -> str:
+        """Write this index as a new version of `index_dir` and make it current; returns its name."""
+        versions = index_dir / "versions"
+        versions.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        name = f"v{stamp}-{uuid.uuid4().hex[:8]}"
+        tmp = index_dir / f".tmp-{name}"
+        tmp.mkdir()
+        try:
+            np.save(tmp / "vectors.npy", self.vectors, allow_pickle=False)
+            faiss.write_index(self.faiss_index, str(tmp / "faiss.index"))
+            _write_jsonl(tmp / "chunks.jsonl", (asdict(c) for c in self.chunks))
+            _write_jsonl(tmp / "resources.jsonl", (asdict(r) for r in self.resources.values()))
+            self.lexical.save(tmp / "lexical")
+            (tmp / "manifest.json").write_text(self.manifest.to_json(), encoding="utf-8")
+            _fsync_tree(tmp)
+            os.replace(tmp, versions / name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        _atomic_write(index_dir / "CURRENT", name + "\n")
+        self.version = name
+        _prune(index_dir, keep=name)
+        log.info("saved index version %s (%d chunks)", name, len(self.chunks))
+        return name
+
+    @classmethod
+    def load(
+        cls, index_dir: Path, *, model: str | None = None, dimension: int | None = None
+    ) -> ResourceIndex:
+        """Load the current version; raise a clear error if it is missing, corrupt or mismatched."""
+        name = current_version(index_dir)
+        if name is None:
+            raise IndexNotFoundError(
+                f"aucun index dans {index_dir} : lancez `ess-assistant build` pour le construire"
+            )
+        folder = index_dir / "versions" / name
+        manifest = read_manifest(index_dir)
+        if model is not None and manifest.model != model:
+            raise ModelMismatchError(
+                f"l'index de {index_dir} a été construit avec le modèle « {manifest.model} », "
+                f"mais le modèle configuré est « {model} » ; {REBUILD_HINT}"
+            )
+        if dimension is not None and manifest.dimension != dimension:
+            raise ModelMismatchError(
+                f"l'index a des vecteurs de dimension {manifest.dimension}, le modèle configuré "
+                f"en produit {dimension} ; {REBUILD_HINT}"
+            )
+        try:
+            vectors = np.load(folder / "vectors.npy", allow_pickle=False)
+            faiss_index = faiss.read_index(str(folder / "faiss.index"))
+            chunks = [Chunk(**d) for d in _read_jsonl(folder / "chunks.jsonl")]
+            resources = {}
+            for d in _read_jsonl(folder / "resources.jsonl"):
+                d["downloads"] = tuple(Download(**x) for x in d.get("downloads", ()))
+                d["themes"] = tuple(d.get("themes", ()))
+                d["keywords"] = tuple(d.get("keywords", ()))
+                resources[d["id"]] = Resource(**d)
+            lexical = LexicalIndex.load(folder / "lexical")
+        except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+            raise IndexCorruptError(
+                f"l'index {folder} est illisible ou incomplet ({exc}) ; {REBUILD_HINT}"
+            ) from exc
+        if vectors.ndim != 2 or vectors.shape[1] != manifest.dimension or len(chunks) != manifest.chunk_count:
+            raise IndexCorruptError(
+                f"l'index {folder} ne correspond pas à son manifeste ; {REBUILD_HINT}"
+            )
+        return cls(
+            manifest=manifest,
+            resources=resources,
+            chunks=chunks,
+            vectors=vectors,
+            lexical=lexical,
+            faiss_index=faiss_index,
+            version=name,
+        )
+
+
+def current_version(index_dir: Path) -> str | None:
+    """Name of the current version, or None when no index was ever completed."""
+    try:
+        name = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return name or None
+
+
+def read_manifest(index_dir: Path) -> Manifest:
+    """The manifest of the current version (cheap: no vectors are read)."""
+    name = current_version(index_dir)
+    if name is None:
+        raise IndexNotFoundError(
+            f"aucun index dans {index_dir} : lancez `ess-assistant build` pour le construire"
+        )
+    path = index_dir / "versions" / name / "manifest.json"
+    try:
+        return Manifest.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise IndexCorruptError(f"manifeste illisible {path} ({exc}) ; {REBUILD_HINT}") from exc
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _prune(index_dir: Path, *, keep: str) -> None:
+    """Drop leftovers of interrupted saves and all but the newest old versions."""
+    for tmp in index_dir.glob(".tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    old = sorted(p for p in (index_dir / "versions").iterdir() if p.name != keep)
+    for path in old[:-KEEP_OLD_VERSIONS] if KEEP_OLD_VERSIONS else old:
+        shutil.rmtree(path, ignore_errors=True)
