@@ -18,10 +18,11 @@ from filelock import FileLock, Timeout
 
 from corpus.chunking import ChunkingSettings, split_resource
 from corpus.errors import AssistantError, BuildLockedError
+from corpus.loaders import FileError
 from corpus.models import Chunk, Resource
 from embeddings.base import Embedder
 from embeddings.lexical import LexicalIndex
-from embeddings.store import FileError, Manifest, ResourceIndex, index_type_name, make_faiss_index
+from embeddings.store import Manifest, ResourceIndex, index_type_name, make_faiss_index
 
 log = logging.getLogger(__name__)
 

@@ -32,6 +32,7 @@ import faiss
 import numpy as np
 
 from corpus.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
+from corpus.loaders import FileError
 from corpus.models import Chunk, Download, Resource
 from embeddings.lexical import LexicalIndex
 
@@ -46,14 +47,6 @@ KEEP_OLD_VERSIONS = 2
 
 _FILES = ("manifest.json", "vectors.npy", "faiss.index", "chunks.jsonl", "resources.jsonl")
 REBUILD_HINT = "lancez `ess-assistant build --full` pour reconstruire l'index"
-
-
-@dataclass(frozen=True)
-class FileError:
-    """A corpus file that could not be indexed, and why."""
-
-    path: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -176,7 +169,8 @@ class ResourceIndex:
                 scores = self.vectors[rows] @ q[0]
                 top = np.argsort(-scores)[:k]
                 return [(int(rows[i]), float(scores[i])) for i in top]
-            selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(np.packbits(allowed, bitorder="little")))
+            bitmap = np.packbits(allowed, bitorder="little")  # must outlive the search call
+            selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
             if isinstance(self.faiss_index, faiss.IndexHNSWFlat):
                 params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, k))
             else:

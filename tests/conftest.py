@@ -1,0 +1,68 @@
+"""Shared fixtures: the fake embedder, isolated settings, small corpora."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from assistant.service import Assistant  # noqa: E402
+from assistant.settings import Settings  # noqa: E402
+from corpus.bundled import bundled_corpus_dir  # noqa: E402
+from embeddings.base import register_embedder, unregister_embedder  # noqa: E402
+from tests.fakes import FAKE_MODEL, FakeEmbedder  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "tests" / "data"
+
+
+@pytest.fixture
+def fake_embedder() -> Iterator[FakeEmbedder]:
+    embedder = FakeEmbedder()
+    register_embedder(FAKE_MODEL, lambda: embedder)
+    yield embedder
+    unregister_embedder(FAKE_MODEL)
+
+
+@pytest.fixture
+def corpus_copy(tmp_path: Path) -> Path:
+    """A writable copy of the bundled corpus."""
+    target = tmp_path / "corpus"
+    shutil.copytree(bundled_corpus_dir(), target)
+    return target
+
+
+@pytest.fixture
+def fake_settings(tmp_path: Path, corpus_copy: Path, fake_embedder: FakeEmbedder) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        corpus_dir=corpus_copy,
+        model=FAKE_MODEL,
+    )
+
+
+@pytest.fixture
+def fake_assistant(fake_settings: Settings, fake_embedder: FakeEmbedder) -> Assistant:
+    assistant = Assistant(fake_settings, embedder=fake_embedder)
+    assistant.build()
+    return assistant
+
+
+@pytest.fixture(scope="session")
+def real_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir shared by the real-model tests (the model is rebuilt into it once)."""
+    return tmp_path_factory.mktemp("real-data")
+
+
+@pytest.fixture(scope="session")
+def real_assistant(real_data_dir: Path) -> Assistant:
+    """The assistant with the real default model on the bundled corpus (built once)."""
+    assistant = Assistant(Settings(data_dir=real_data_dir))
+    assistant.ensure_index()
+    return assistant
