@@ -79,6 +79,7 @@ _THEME_RULES: dict[str, tuple[str, ...]] = {
 
 def slugify(text: str, max_length: int = 80) -> str:
     """Return an ascii, lower-case, hyphenated slug of `text`, cut at a word boundary."""
+    text = re.sub(r"[’ʼ‘`´]", " ", text)  # «l’ESS» -> l-ess, like «l'ESS»
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     if len(slug) > max_length:
