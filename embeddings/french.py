@@ -106,11 +106,12 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "campagnes": ("rural",),
 }
 
-_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "\u00a0": " "})
+_APOSTROPHES = ("’", "‘", "ʼ", "`")
 _LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "ß": "ss"})
 _ELISION = re.compile(r"\b(?:jusqu|lorsqu|puisqu|quoiqu|qu|[ldjnsmtc])'")
 _WORD = re.compile(r"[^\W_]+")
-_EXPANSIONS = tuple((re.compile(rf"(?<!\S){p}(?!\S)"), a) for p, a in EXPANSIONS)
+# Matched on " word word … " with a literal leading space: re then scans for the literal prefix.
+_EXPANSIONS = tuple((re.compile(rf" {p}(?= )"), a) for p, a in EXPANSIONS)
 
 
 @lru_cache(maxsize=500_000)
@@ -153,7 +154,9 @@ def analyze_word(word: str) -> tuple[str, ...]:
 
 def words(text: str) -> list[str]:
     """Lowercase, elision-free words of `text`, accents kept: « L’économie » → ['économie']."""
-    lowered = unicodedata.normalize("NFC", text).translate(_APOSTROPHES).lower()
+    lowered = unicodedata.normalize("NFC", text).lower()
+    for apostrophe in _APOSTROPHES:
+        lowered = lowered.replace(apostrophe, "'")
     return _WORD.findall(_ELISION.sub(" ", lowered))
 
 
@@ -163,12 +166,10 @@ def analyze(text: str) -> list[str]:
     >>> analyze("Les SCICs financent l’économie sociale et solidaire en 2020")
     ['scic', 'financ', 'econom', 'social', 'solidair', '2020', 'ess']
     """
-    tokens: list[str] = []
     ws = words(text)
-    for w in ws:
-        tokens.extend(analyze_word(w))
+    tokens = [t for w in ws for t in analyze_word(w)]
     if ws:
-        joined = " ".join(fold(w) for w in ws)
+        joined = f" {' '.join([fold(w) for w in ws])} "
         for pattern, acronym in _EXPANSIONS:
             tokens.extend(acronym for _ in pattern.finditer(joined))
     return tokens

@@ -98,7 +98,9 @@ class LexicalIndex:
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every row for `query` (float32, zeros when no token is known)."""
-        tokens = self.query_tokens(query)
+        return self._scores(self.query_tokens(query))
+
+    def _scores(self, tokens: list[str]) -> np.ndarray:
         if self._bm25 is None or not tokens:
             return np.zeros(self.num_rows, dtype=np.float32)
         ids = [self._vocab[t] for t in tokens]
@@ -112,9 +114,10 @@ class LexicalIndex:
         `allowed` is an optional boolean mask over rows (metadata filters, private resources);
         only allowed rows are returned. An empty list when no query token is in the index.
         """
-        if k <= 0 or not self.query_tokens(query):
+        tokens = self.query_tokens(query)
+        if k <= 0 or not tokens:
             return []
-        scores = self.scores(query)
+        scores = self._scores(tokens)
         if allowed is not None:
             allowed = np.asarray(allowed, dtype=bool)
             if allowed.shape != (self.num_rows,):
