@@ -18,6 +18,9 @@ Steps, in order:
 7. a few synonyms officials use (`SYNONYMS`) add a shared token next to the word's own stem:
    « subvention » → subvent + financ. The word still matches itself best.
 
+Known limit: Snowball leaves the verb ending « -ent » (« financent » stays `financent`), since
+stripping it would also cut nouns (« moment », « parent »).
+
 A stem that happens to equal an acronym (« pâtes » → pat) gets a trailing `_` so it cannot
 match the acronym (PAT, projet alimentaire territorial).
 """
@@ -25,6 +28,7 @@ match the acronym (PAT, projet alimentaire territorial).
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from functools import lru_cache
 
@@ -107,7 +111,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 
 _APOSTROPHES = ("’", "‘", "ʼ", "`")
-_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae", "ß": "ss"})
+_LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
 _ELISION = re.compile(r"\b(?:jusqu|lorsqu|puisqu|quoiqu|qu|[ldjnsmtc])'")
 _WORD = re.compile(r"[^\W_]+")
 # Matched on " word word … " with a literal leading space: re then scans for the literal prefix.
@@ -116,14 +120,22 @@ _EXPANSIONS = tuple((re.compile(rf" {p}(?= )"), a) for p, a in EXPANSIONS)
 
 @lru_cache(maxsize=500_000)
 def fold(word: str) -> str:
-    """Remove accents and expand ligatures: « Œuvré » → « oeuvre » (case is kept)."""
+    """Remove accents and expand ligatures: « Œuvré » → « OEuvre » (case is kept)."""
     decomposed = unicodedata.normalize("NFD", word.translate(_LIGATURES))
     return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+_STEMMER_LOCK = threading.Lock()  # a PyStemmer object must not be used by two threads at once
 
 
 @lru_cache(maxsize=1)
 def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("french")
+
+
+def _stem(word: str) -> str:
+    with _STEMMER_LOCK:
+        return str(_stemmer().stemWord(word))
 
 
 _FOLDED_STOPWORDS = frozenset(fold(w) for w in STOPWORDS)
@@ -145,7 +157,7 @@ def analyze_word(word: str) -> tuple[str, ...]:
     to_stem = word
     if folded == word:  # typed without accents: restore the endings Snowball relies on
         to_stem = re.sub(r"ite(s?)$", r"ité\1", re.sub(r"ee(s?)$", r"ée\1", word))
-    stem = fold(_stemmer().stemWord(to_stem))
+    stem = fold(_stem(to_stem))
     if stem in ACRONYMS:
         stem += "_"
     extra = tuple(t for t in _FOLDED_SYNONYMS.get(folded, ()) if t != stem)
@@ -163,8 +175,8 @@ def words(text: str) -> list[str]:
 def analyze(text: str) -> list[str]:
     """BM25 tokens of `text` (see the module docstring for the steps).
 
-    >>> analyze("Les SCICs financent l’économie sociale et solidaire en 2020")
-    ['scic', 'financ', 'econom', 'social', 'solidair', '2020', 'ess']
+    >>> analyze("Le financement des SCICs par l’économie sociale et solidaire en 2020")
+    ['financ', 'scic', 'econom', 'social', 'solidair', '2020', 'ess']
     """
     ws = words(text)
     tokens = [t for w in ws for t in analyze_word(w)]
