@@ -126,10 +126,10 @@ class LexicalIndex:
                 )
             scores = np.where(allowed, scores, np.float32(0))
         candidates = np.flatnonzero(scores > 0)
-        if len(candidates) > k:
-            top = np.argpartition(-scores[candidates], k - 1)[:k]
-            candidates = candidates[top]
-        order = np.lexsort((candidates, -scores[candidates]))
+        if len(candidates) > k:  # keep everything tied with the k-th score, then cut after sorting
+            kth = np.partition(scores[candidates], len(candidates) - k)[len(candidates) - k]
+            candidates = candidates[scores[candidates] >= kth]
+        order = np.lexsort((candidates, -scores[candidates]))[:k]
         return [(int(r), float(scores[r])) for r in candidates[order]]
 
     def save(self, directory: Path) -> None:

@@ -163,6 +163,12 @@ def test_scores_are_positive_and_sorted(index: LexicalIndex) -> None:
     assert index.search("SCIC financement collectivités", 1) == hits[:1]
 
 
+def test_ties_are_broken_by_lower_row() -> None:
+    ix = LexicalIndex.build([_chunk(str(i), "coopérative") for i in range(30)])
+    assert [row for row, _ in ix.search("coopérative", 3)] == [0, 1, 2]
+    assert len({score for _, score in ix.search("coopérative", 30)}) == 1
+
+
 def test_unknown_or_empty_query_gives_nothing(index: LexicalIndex) -> None:
     assert index.search("", 5) == []
     assert index.search("comment pourquoi où", 5) == []
