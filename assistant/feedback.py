@@ -1,0 +1,241 @@
+"""Answer feedback and question log, stored in SQLite.
+
+`FeedbackStore` keeps two tables: the 👍/👎 opinions people leave on answers (with the
+question, the answer text and its citations) and a log of every question asked (text, time
+and whether the assistant abstained — no IP address, no user id). The staff page reads both:
+the opinions as a list or a CSV export, and the questions left unanswered, grouped.
+
+Gradio calls handlers from worker threads: every operation opens its own short-lived
+connection, and a lock serializes writes inside one process (WAL mode lets readers run
+alongside).
+"""
+
+from __future__ import annotations
+
+import builtins
+import csv
+import io
+import json
+import logging
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+log = logging.getLogger(__name__)
+
+MAX_COMMENT_CHARS = 2000
+MAX_TEXT_CHARS = 20_000  # questions and answers are capped too, to keep the file small
+
+Rating = Literal["up", "down"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    citations TEXT NOT NULL,
+    rating TEXT NOT NULL CHECK (rating IN ('up', 'down')),
+    comment TEXT NOT NULL DEFAULT '',
+    abstained INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS questions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    question TEXT NOT NULL,
+    abstained INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS questions_abstained ON questions (abstained);
+"""
+
+_CSV_HEADER = (
+    "id", "date", "question", "réponse", "avis", "commentaire", "sans réponse", "sources",
+)
+
+
+@dataclass(frozen=True)
+class FeedbackEntry:
+    """One opinion left on an answer."""
+
+    id: int
+    created_at: str
+    question: str
+    answer_text: str
+    citations: tuple[dict[str, Any], ...]
+    rating: Rating
+    comment: str
+    abstained: bool
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _normalize_question(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().casefold()
+
+
+def csv_safe(value: object) -> str:
+    """A CSV cell that spreadsheets will not run as a formula (=, +, -, @, tab, CR prefixes)."""
+    text = "" if value is None else str(value)
+    if text and text[0] in "=+-@\t\r":
+        return "'" + text
+    return text
+
+
+class FeedbackStore:
+    """Opinions on answers and the log of asked questions, in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._ready = False
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        if not self._ready:
+            with self._lock:
+                if not self._ready:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    conn = sqlite3.connect(self.path, timeout=30)
+                    try:
+                        conn.execute("PRAGMA journal_mode=WAL")
+                        conn.executescript(_SCHEMA)
+                        conn.commit()
+                    finally:
+                        conn.close()
+                    self._ready = True
+        conn = sqlite3.connect(self.path, timeout=30)
+        try:
+            conn.execute("PRAGMA synchronous=NORMAL")  # safe with WAL, much faster commits
+            yield conn
+        finally:
+            conn.close()
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> int:
+        with self._lock, self._connect() as conn:
+            cursor = conn.execute(sql, params)
+            conn.commit()
+            return int(cursor.lastrowid or 0)
+
+    # ------------------------------------------------------------------ opinions
+
+    def add(
+        self,
+        *,
+        question: str,
+        answer_text: str,
+        citations: list[dict[str, Any]],
+        rating: Rating,
+        comment: str = "",
+        abstained: bool,
+    ) -> int:
+        """Store an opinion; returns its id. The comment is capped at 2000 characters."""
+        if rating not in ("up", "down"):
+            raise ValueError(f"rating must be 'up' or 'down', not {rating!r}")
+        row_id = self._write(
+            "INSERT INTO feedback"
+            " (created_at, question, answer, citations, rating, comment, abstained)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                _now(),
+                (question or "")[:MAX_TEXT_CHARS],
+                (answer_text or "")[:MAX_TEXT_CHARS],
+                json.dumps(list(citations), ensure_ascii=False),
+                rating,
+                (comment or "").strip()[:MAX_COMMENT_CHARS],
+                int(bool(abstained)),
+            ),
+        )
+        log.info("feedback %s stored (%s)", row_id, rating)
+        return row_id
+
+    def list(self, limit: int = 200) -> builtins.list[FeedbackEntry]:
+        """The latest opinions, newest first."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT id, created_at, question, answer, citations, rating, comment, abstained"
+                " FROM feedback ORDER BY id DESC LIMIT ?",
+                (int(limit),),
+            ).fetchall()
+        return [
+            FeedbackEntry(
+                id=r[0],
+                created_at=r[1],
+                question=r[2],
+                answer_text=r[3],
+                citations=tuple(json.loads(r[4] or "[]")),
+                rating=r[5],
+                comment=r[6],
+                abstained=bool(r[7]),
+            )
+            for r in rows
+        ]
+
+    def to_csv(self, limit: int = 100_000) -> str:
+        """Every opinion as CSV (French header), safe to open in a spreadsheet."""
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(_CSV_HEADER)
+        for e in self.list(limit):
+            sources = "; ".join(
+                f"[{c.get('n', '')}] {c.get('title', '')}"
+                for c in e.citations
+                if isinstance(c, dict)
+            )
+            writer.writerow(
+                [
+                    csv_safe(v)
+                    for v in (
+                        e.id,
+                        e.created_at,
+                        e.question,
+                        e.answer_text,
+                        "👍" if e.rating == "up" else "👎",
+                        e.comment,
+                        "oui" if e.abstained else "non",
+                        sources,
+                    )
+                ]
+            )
+        return out.getvalue()
+
+    # ------------------------------------------------------------------ question log
+
+    def log_question(self, question: str, *, abstained: bool) -> None:
+        """Record an asked question (text, time, abstained flag; nothing about the person)."""
+        text = (question or "").strip()
+        if not text:
+            return
+        self._write(
+            "INSERT INTO questions (created_at, question, abstained) VALUES (?, ?, ?)",
+            (_now(), text[:MAX_TEXT_CHARS], int(bool(abstained))),
+        )
+
+    def unanswered(self, limit: int = 50) -> builtins.list[tuple[str, int]]:
+        """Questions the assistant abstained on, grouped ignoring case and spacing, most
+        frequent first (the most recent wording of each group is shown)."""
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT question FROM questions WHERE abstained = 1 ORDER BY id DESC"
+            ).fetchall()
+        groups: dict[str, builtins.list[Any]] = {}  # key → [shown wording, count, first seen order]
+        for order, (question,) in enumerate(rows):
+            key = _normalize_question(question)
+            if key in groups:
+                groups[key][1] += 1
+            else:
+                groups[key] = [re.sub(r"\s+", " ", question).strip(), 1, order]
+        ranked = sorted(groups.values(), key=lambda g: (-g[1], g[2]))
+        return [(g[0], g[1]) for g in ranked[: int(limit)]]
+
+    def question_count(self) -> int:
+        """How many questions were logged."""
+        with self._connect() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM questions").fetchone()[0])
