@@ -38,8 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     ask = sub.add_parser("ask", parents=[common], help="poser une question")
     ask.add_argument("question", help="la question, ou - pour lire une question par ligne")
     ask.add_argument("--json", action="store_true", help="sortie JSON (une ligne par question)")
-    ask.add_argument("--filter", action="append", default=[], metavar="CLÉ=VALEUR",
-                     help="type=…, theme=…, zone=…, date>=AAAA, date<=AAAA (répétable)")
+    ask.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="CLÉ=VALEUR",
+        help="type=…, theme=…, zone=…, date>=AAAA, date<=AAAA (répétable)",
+    )
 
     serve = sub.add_parser("serve", parents=[common], help="lancer le chat Gradio")
     serve.add_argument("--host")
@@ -47,12 +52,18 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("status", parents=[common], help="état de l'index et du corpus")
 
-    evaluate = sub.add_parser("eval", parents=[common], help="évaluer la recherche sur un jeu de questions")
+    evaluate = sub.add_parser(
+        "eval", parents=[common], help="évaluer la recherche sur un jeu de questions"
+    )
     evaluate.add_argument("file", type=Path, help="fichier JSONL de questions")
-    evaluate.add_argument("--method", choices=["lexical", "dense", "hybrid", "all"], default="hybrid")
+    evaluate.add_argument(
+        "--method", choices=["lexical", "dense", "hybrid", "all"], default="hybrid"
+    )
     evaluate.add_argument("--details", action="store_true", help="tableau par question")
 
-    imp = sub.add_parser("import", parents=[common], help="importer un export de pages en fichiers Markdown")
+    imp = sub.add_parser(
+        "import", parents=[common], help="importer un export de pages en fichiers Markdown"
+    )
     imp.add_argument("export", type=Path, help="fichier texte exporté du site")
     imp.add_argument("--out", type=Path, help="dossier de sortie (défaut : le corpus)")
     imp.add_argument("--overwrite", action="store_true", help="remplacer les fichiers existants")
@@ -84,7 +95,9 @@ class _TqdmProgress:
         if stage != self._stage:
             self.close()
             self._stage = stage
-            self._bar = self._tqdm(total=total, desc=stage, unit="passage" if total > 1 else "", file=sys.stderr)
+            self._bar = self._tqdm(
+                total=total, desc=stage, unit="passage" if total > 1 else "", file=sys.stderr
+            )
         if self._bar is not None:
             self._bar.total = total
             self._bar.n = done
@@ -156,7 +169,12 @@ def _ask_stream(assistant: Assistant, filters: Filters | None, *, as_json: bool)
             out: Any = {"question": question, "error": str(exc)}
             print(json.dumps(out, ensure_ascii=False) if as_json else str(exc), flush=True)
             continue
-        print(json.dumps(answer.to_json(), ensure_ascii=False) if as_json else _format_answer(answer) + "\n", flush=True)
+        print(
+            json.dumps(answer.to_json(), ensure_ascii=False)
+            if as_json
+            else _format_answer(answer) + "\n",
+            flush=True,
+        )
     return status
 
 

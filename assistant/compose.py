@@ -27,24 +27,40 @@ NOT_FOUND = (
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\s\u00a0]+(?=[«\"“(A-ZÀ-ÖØ-Þ0-9])|\n+")
 _WORD = re.compile(r"\w+(?:[-'’]\w+)*", re.UNICODE)
 
-_MONTHS = (
-    "janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre|novembre|décembre|decembre"
-)
+_MONTHS = "janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre|novembre|décembre|decembre"
 _FACT_PATTERNS: dict[str, re.Pattern[str]] = {
-    "date": re.compile(rf"\b(\d{{1,2}}(er)?\s+({_MONTHS})\s+\d{{4}}|({_MONTHS})\s+\d{{4}}|(19|20)\d{{2}})\b", re.I),
+    "date": re.compile(
+        rf"\b(\d{{1,2}}(er)?\s+({_MONTHS})\s+\d{{4}}|({_MONTHS})\s+\d{{4}}|(19|20)\d{{2}})\b", re.I
+    ),
     "count": re.compile(r"\b\d+\b"),
     "email": re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+"),
     "url": re.compile(r"https?://\S+"),
     "name": re.compile(r"\b[A-ZÉÈ][a-zéèêëïîôûç]+(?:[\s-][A-ZÉÈ][a-zéèêëïîôûç]+)+\b"),
-    "place": re.compile(r"\b(\d{5}\s+[A-ZÉÈ]+|Zone d'action|[A-ZÉÈ][a-zéè]+(?:-[A-ZÉÈ][a-zéè]+)+)\b"),
+    "place": re.compile(
+        r"\b(\d{5}\s+[A-ZÉÈ]+|Zone d'action|[A-ZÉÈ][a-zéè]+(?:-[A-ZÉÈ][a-zéè]+)+)\b"
+    ),
 }
 _ASKS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"\b(quand|quelle date|en quelle année|depuis quand|date|when|what year|année)\b", re.I), "date"),
+    (
+        re.compile(
+            r"\b(quand|quelle date|en quelle année|depuis quand|date|when|what year|année)\b", re.I
+        ),
+        "date",
+    ),
     (re.compile(r"\b(combien|nombre|how many|how much|pages)\b", re.I), "count"),
-    (re.compile(r"\b(e-?mail|courriel|adresse (électronique|mail)|contacter|commander)\b", re.I), "email"),
+    (
+        re.compile(r"\b(e-?mail|courriel|adresse (électronique|mail)|contacter|commander)\b", re.I),
+        "email",
+    ),
     (re.compile(r"\b(site|lien|url|website|internet)\b", re.I), "url"),
     (re.compile(r"\b(qui|who|quel intervenant|quelle personne|nom|animé)\b", re.I), "name"),
-    (re.compile(r"\b(où|ou se trouve|where|dans quel(le)? (ville|commune|département|territoire))\b", re.I), "place"),
+    (
+        re.compile(
+            r"\b(où|ou se trouve|where|dans quel(le)? (ville|commune|département|territoire))\b",
+            re.I,
+        ),
+        "place",
+    ),
 ]
 
 
@@ -158,7 +174,7 @@ def compose_answer(question: str, retrieval: Retrieval, *, notices: Sequence[str
 
 def _clip(text: str) -> str:
     text = re.sub(r"[\s\u00a0]+", " ", text).strip()
-    return text if text[-1:] in ".!?…»)\"" else text + "."
+    return text if text[-1:] in '.!?…»)"' else text + "."
 
 
 def _hit_holding(group: ResourceHit, sentence: Sentence) -> Hit:

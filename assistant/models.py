@@ -134,7 +134,6 @@ class Retrieval:
     resources: tuple[ResourceHit, ...]
     top_dense: float
     top_lexical: float
-    coverage: float  # share of the question's content terms found in the best resource
     abstain: bool
 
 

@@ -81,14 +81,21 @@ def build_index(
         ) from exc
     try:
         return _build_locked(
-            resources, embedder=embedder, index_dir=index_dir, chunking=chunking,
-            errors=errors, full=full, progress=progress,
+            resources,
+            embedder=embedder,
+            index_dir=index_dir,
+            chunking=chunking,
+            errors=errors,
+            full=full,
+            progress=progress,
         )
     finally:
         lock.release()
 
 
-def _previous(index_dir: Path, embedder: Embedder, chunking: ChunkingSettings) -> tuple[ResourceIndex | None, str]:
+def _previous(
+    index_dir: Path, embedder: Embedder, chunking: ChunkingSettings
+) -> tuple[ResourceIndex | None, str]:
     """The reusable previous index, or None with the reason for a full rebuild."""
     try:
         previous = ResourceIndex.load(index_dir)
@@ -118,8 +125,10 @@ def _build_locked(
     progress: ProgressCallback | None,
 ) -> BuildReport:
     started = time.perf_counter()
-    previous, reason = (None, "reconstruction complète demandée (--full)") if full else _previous(
-        index_dir, embedder, chunking
+    previous, reason = (
+        (None, "reconstruction complète demandée (--full)")
+        if full
+        else _previous(index_dir, embedder, chunking)
     )
     if reason:
         log.info("full build: %s", reason)
@@ -128,11 +137,15 @@ def _build_locked(
 
     added = tuple(rid for rid in new_by_id if rid not in old_hashes)
     changed = tuple(
-        rid for rid in new_by_id if rid in old_hashes and old_hashes[rid] != new_by_id[rid].content_hash
+        rid
+        for rid in new_by_id
+        if rid in old_hashes and old_hashes[rid] != new_by_id[rid].content_hash
     )
     removed = tuple(rid for rid in old_hashes if rid not in new_by_id)
     unchanged = tuple(
-        rid for rid in new_by_id if rid in old_hashes and old_hashes[rid] == new_by_id[rid].content_hash
+        rid
+        for rid in new_by_id
+        if rid in old_hashes and old_hashes[rid] == new_by_id[rid].content_hash
     )
 
     # Reuse chunks and vectors of unchanged resources; chunk and embed the others.
@@ -147,8 +160,10 @@ def _build_locked(
     for rid in (*added, *changed):
         to_embed.extend(
             split_resource(
-                new_by_id[rid], settings=chunking,
-                count_tokens=embedder.count_tokens, max_tokens=embedder.max_tokens,
+                new_by_id[rid],
+                settings=chunking,
+                count_tokens=embedder.count_tokens,
+                max_tokens=embedder.max_tokens,
             )
         )
 
@@ -162,7 +177,10 @@ def _build_locked(
     order = {rid: i for i, rid in enumerate(new_by_id)}
     all_chunks = kept_chunks + to_embed
     all_vectors = np.concatenate([kept_vectors, new_vectors]) if all_chunks else kept_vectors
-    perm = sorted(range(len(all_chunks)), key=lambda i: (order[all_chunks[i].resource_id], all_chunks[i].position))
+    perm = sorted(
+        range(len(all_chunks)),
+        key=lambda i: (order[all_chunks[i].resource_id], all_chunks[i].position),
+    )
     chunks = [all_chunks[i] for i in perm]
     vectors = np.ascontiguousarray(all_vectors[perm], dtype=np.float32) if perm else all_vectors
 
@@ -192,10 +210,17 @@ def _build_locked(
     if progress:
         progress(1, 1, "Terminé")
     report = BuildReport(
-        added=added, changed=changed, removed=removed, unchanged=unchanged,
-        errors=tuple(errors), full=previous is None, reason=reason,
-        chunks_embedded=len(to_embed), total_chunks=len(chunks),
-        seconds=time.perf_counter() - started, version=version,
+        added=added,
+        changed=changed,
+        removed=removed,
+        unchanged=unchanged,
+        errors=tuple(errors),
+        full=previous is None,
+        reason=reason,
+        chunks_embedded=len(to_embed),
+        total_chunks=len(chunks),
+        seconds=time.perf_counter() - started,
+        version=version,
     )
     log.info("build done: %s (%d chunks embedded)", report.summary_line(), len(to_embed))
     return report

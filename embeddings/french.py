@@ -16,7 +16,10 @@ Steps, in order:
    alike, so « SCIC » in a question matches « société coopérative d'intérêt collectif » in a
    resource and the other way round;
 7. a few synonyms officials use (`SYNONYMS`) add a shared token next to the word's own stem:
-   « subvention » → subvent + financ. The word still matches itself best.
+   « subvention » → subvent + financ. The word still matches itself best;
+8. the ESS thesaurus (`embeddings.thesaurus`) adds the tokens of a canonical phrase when an
+   everyday or English wording of a notion appears (« partager un salarié » → groupement
+   d'employeurs).
 
 Known limit: Snowball leaves the verb ending « -ent » (« financent » stays `financent`), since
 stripping it would also cut nouns (« moment », « parent »).
@@ -33,6 +36,8 @@ import unicodedata
 from functools import lru_cache
 
 import Stemmer
+
+from embeddings.thesaurus import concept_phrases
 
 ACRONYMS: frozenset[str] = frozenset(
     {
@@ -172,16 +177,35 @@ def words(text: str) -> list[str]:
     return _WORD.findall(_ELISION.sub(" ", lowered))
 
 
-def analyze(text: str) -> list[str]:
+def analyze(text: str, *, thesaurus: bool = True) -> list[str]:
     """BM25 tokens of `text` (see the module docstring for the steps).
 
     >>> analyze("Le financement des SCICs par l’économie sociale et solidaire en 2020")
     ['financ', 'scic', 'econom', 'social', 'solidair', '2020', 'ess']
     """
     ws = words(text)
+    tokens = _base_tokens(ws)
+    if ws and thesaurus:
+        joined = f" {' '.join([fold(w) for w in ws])} "
+        present = set(tokens)
+        for phrase in concept_phrases(joined):
+            extra = [t for t in _phrase_tokens(phrase) if t not in present]
+            tokens.extend(extra)
+            present.update(extra)
+    return tokens
+
+
+def _base_tokens(ws: list[str]) -> list[str]:
+    """Word tokens plus acronym expansions (steps 1–7), without the thesaurus."""
     tokens = [t for w in ws for t in analyze_word(w)]
     if ws:
         joined = f" {' '.join([fold(w) for w in ws])} "
         for pattern, acronym in _EXPANSIONS:
             tokens.extend(acronym for _ in pattern.finditer(joined))
     return tokens
+
+
+@lru_cache(maxsize=256)
+def _phrase_tokens(phrase: str) -> tuple[str, ...]:
+    """Distinct tokens of a thesaurus phrase (the thesaurus is not applied to itself)."""
+    return tuple(dict.fromkeys(_base_tokens(words(phrase))))

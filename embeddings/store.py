@@ -243,7 +243,11 @@ class ResourceIndex:
             raise IndexCorruptError(
                 f"l'index {folder} est illisible ou incomplet ({exc}) ; {REBUILD_HINT}"
             ) from exc
-        if vectors.ndim != 2 or vectors.shape[1] != manifest.dimension or len(chunks) != manifest.chunk_count:
+        if (
+            vectors.ndim != 2
+            or vectors.shape[1] != manifest.dimension
+            or len(chunks) != manifest.chunk_count
+        ):
             raise IndexCorruptError(
                 f"l'index {folder} ne correspond pas à son manifeste ; {REBUILD_HINT}"
             )

@@ -14,6 +14,11 @@ from embeddings.lexical import LexicalIndex, resource_field_text
 # --- analyzer ----------------------------------------------------------------------------------
 
 
+def base(text: str) -> list[str]:
+    """The analysis without the ESS thesaurus (steps 1–7 of `embeddings.french`)."""
+    return analyze(text, thesaurus=False)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -44,15 +49,15 @@ def test_accents_are_folded_after_stemming() -> None:
 
 
 def test_acronyms_stay_whole_including_plurals() -> None:
-    assert analyze("SCIC") == ["scic"]
-    assert analyze("les SCICs et les CAE") == ["scic", "cae"]
-    assert analyze("PTCE, CRESS, DLA, EPCI, RTES, SIAE, QPV, ANCT") == [
+    assert base("SCIC") == ["scic"]
+    assert base("les SCICs et les CAE") == ["scic", "cae"]
+    assert base("PTCE, CRESS, DLA, EPCI, RTES, SIAE, QPV, ANCT") == [
         "ptce", "cress", "dla", "epci", "rtes", "siae", "qpv", "anct",
     ]  # fmt: skip
-    assert analyze("FEADER LEADER CCAS PAT GEIQ IAE SCOP TZCLD ESS") == [
+    assert base("FEADER LEADER CCAS PAT GEIQ IAE SCOP TZCLD ESS") == [
         "feader", "leader", "ccas", "pat", "geiq", "iae", "scop", "tzcld", "ess",
     ]  # fmt: skip
-    assert analyze("des EPCIs") == ["epci"]
+    assert base("des EPCIs") == ["epci"]
 
 
 def test_a_stem_never_collides_with_an_acronym() -> None:
@@ -90,32 +95,32 @@ def test_expansion_and_acronym_match_each_other() -> None:
 
 
 def test_numbers_are_kept() -> None:
-    assert analyze("En 2020, 12 projets") == ["2020", "12", "projet"]
+    assert base("En 2020, 12 projets") == ["2020", "12", "projet"]
 
 
 def test_hyphenated_words_are_split() -> None:
-    assert analyze("tiers-lieux") == ["tier", "lieux"]
-    assert analyze("Tiers-Lieux") == analyze("tiers lieux")
+    assert base("tiers-lieux") == ["tier", "lieux"]
+    assert base("Tiers-Lieux") == base("tiers lieux")
 
 
 def test_stopwords_and_question_words_are_dropped() -> None:
     assert len(STOPWORDS) >= 150
-    assert analyze("Comment ? Pourquoi ? Quel, quelle, où, est-ce que c'est pour nous ?") == []
-    assert analyze("Comment financer un projet d'ESS en milieu rural ?") == [
+    assert base("Comment ? Pourquoi ? Quel, quelle, où, est-ce que c'est pour nous ?") == []
+    assert base("Comment financer un projet d'ESS en milieu rural ?") == [
         "financ", "projet", "ess", "milieu", "rural",
     ]  # fmt: skip
 
 
 def test_synonyms_add_a_shared_token_next_to_the_word() -> None:
-    assert analyze("subvention") == ["subvent", "financ"]
-    assert "financ" in analyze("argent") and "financ" in analyze("fonds")
-    assert analyze("ruralité") == analyze("ruraux") == ["rural"]
-    assert "rural" in analyze("à la campagne")
-    assert {"commun", "collect"} <= set(analyze("la mairie"))
+    assert base("subvention") == ["subvent", "financ"]
+    assert "financ" in base("argent") and "financ" in base("fonds")
+    assert base("ruralité") == base("ruraux") == ["rural"]
+    assert "rural" in base("à la campagne")
+    assert {"commun", "collect"} <= set(base("la mairie"))
 
 
 def test_non_breaking_spaces_crlf_and_guillemets() -> None:
-    assert analyze("«\u00a0Tiers-lieux\u00a0»\r\nruraux") == ["tier", "lieux", "rural"]
+    assert base("«\u00a0Tiers-lieux\u00a0»\r\nruraux") == ["tier", "lieux", "rural"]
 
 
 def test_empty_text() -> None:
@@ -225,3 +230,16 @@ def test_empty_index_round_trip(tmp_path: Path) -> None:
 def test_load_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         LexicalIndex.load(tmp_path / "nowhere")
+
+
+def test_thesaurus_maps_everyday_and_english_wordings_to_the_base_vocabulary() -> None:
+    groupement = set(analyze("les groupements d'employeurs"))
+    assert groupement & set(analyze("partager un même salarié entre associations"))
+    assert set(analyze("quartiers prioritaires")) & set(analyze("deprived urban neighbourhoods"))
+    assert "financ" in analyze("where to find funding")
+    assert set(analyze("économie circulaire")) <= set(analyze("une recyclerie de village"))
+
+
+def test_thesaurus_adds_no_duplicate_token() -> None:
+    tokens = analyze("subvention pour une recyclerie")
+    assert len(tokens) == len(set(tokens))
