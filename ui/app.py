@@ -1,0 +1,217 @@
+"""The Gradio app: the chat for elected officials, the sources panel, the resource viewer,
+feedback, and (when an admin password is set) the « Espace équipe » tab.
+
+Layout only: the handlers live in `ui.chat`, the HTML in `ui.render`, the answers in
+`assistant`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import gradio as gr
+
+from assistant.feedback import FeedbackStore
+from assistant.models import Answer
+from assistant.service import Assistant
+from ui.chat import VIEWER_EMPTY, ChatHandlers, filter_choices, source_choices
+from ui.render import PASSAGE_ANCHOR, citations_html
+
+log = logging.getLogger(__name__)
+
+TITLE = "Assistant ESS du RTES"
+INTRO = (
+    "Posez vos questions sur l'économie sociale et solidaire : l'assistant répond à partir "
+    "des ressources du réseau et cite ses sources [1], [2]… à vérifier dans le panneau à droite."
+)
+EXAMPLES = [
+    "Comment financer l'ESS en milieu rural ?",
+    "Qu'est-ce qu'une SCIC ?",
+    "Quelles initiatives ESS dans les quartiers prioritaires ?",
+    "Qui organisait le débat sur les pratiques informelles ?",
+]
+SCROLL_TO_PASSAGE = (
+    "watch('value', () => { const m = element.querySelector('#" + PASSAGE_ANCHOR + "');"
+    " if (m) m.scrollIntoView({block: 'center', behavior: 'smooth'}); });"
+)
+CSS = """
+.cite-badge a { font-size: .75em; padding: 0 .25em; border-radius: .4em; text-decoration: none;
+  background: var(--color-accent-soft); color: var(--color-accent); font-weight: 600; }
+.notice { font-size: .9em; padding: .3em .6em; margin-bottom: .4em; border-left: 3px solid #d08c00;
+  background: rgba(208, 140, 0, .08); }
+.error { color: #b3261e; }
+.answer.abstained { font-style: italic; }
+.source { border: 1px solid var(--border-color-primary); border-radius: .5em; padding: .6em .8em;
+  margin-bottom: .7em; }
+.source-n { font-weight: 700; color: var(--color-accent); }
+.source-title { font-weight: 600; }
+.source-meta { font-size: .85em; opacity: .85; margin: .2em 0; }
+.relevance { font-size: .8em; display: inline-flex; align-items: center; gap: .4em; }
+.relevance-bar { display: inline-block; width: 5em; height: .45em; border-radius: .3em;
+  background: var(--border-color-primary); overflow: hidden; }
+.relevance-bar > span { display: block; height: 100%; background: var(--color-accent); }
+.passage { margin: .5em 0 0; padding-left: .7em; border-left: 3px solid var(--border-color-primary);
+  font-size: .9em; }
+.passage mark, .resource mark { background: #ffe58a; color: inherit; padding: 0 .1em; }
+.passage strong.used, .resource strong.used { font-weight: 650; }
+.resource mark.cited { background: #fff3bf; }
+.resource-meta dt { font-weight: 600; float: left; clear: left; width: 7em; }
+.resource-meta dd { margin-left: 7.5em; }
+.resource-summary { font-style: italic; }
+.no-sources { opacity: .7; font-style: italic; }
+"""
+
+
+def build_app(assistant: Assistant, *, feedback: FeedbackStore | None = None) -> gr.Blocks:
+    """The whole app; `feedback` defaults to the store at `assistant.settings.feedback_db`."""
+    if feedback is None:
+        feedback = FeedbackStore(assistant.settings.feedback_db)
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
+        if assistant.settings.admin_password:
+            from ui.admin import build_admin_tab
+
+            with gr.Tabs():
+                with gr.Tab("Assistant", id="assistant"):
+                    _build_chat(demo, assistant, feedback)
+                with gr.Tab("Espace équipe", id="equipe"):
+                    build_admin_tab(assistant, feedback)
+        else:
+            _build_chat(demo, assistant, feedback)
+    return demo
+
+
+def _build_chat(demo: gr.Blocks, assistant: Assistant, feedback: FeedbackStore) -> None:
+    """Lay out the chat in the current Blocks context and wire its events."""
+    h = ChatHandlers(assistant, feedback)
+    types, themes, zones = filter_choices(assistant)
+    private: dict[str, Any] = {"api_visibility": "private"}
+
+    history = gr.State([])  # previous questions of this conversation
+    last_answer = gr.State(None)  # the latest Answer
+    rating = gr.State(None)  # "up" / "down" while choosing
+
+    gr.Markdown(f"# {TITLE}\n{INTRO}")
+    with gr.Row():
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(
+                label="Conversation",
+                height=480,
+                render_markdown=False,  # our HTML is escaped; markdown would re-interpret it
+                sanitize_html=True,
+                feedback_options=None,
+                buttons=["copy"],
+                placeholder="Posez une question sur l'ESS pour commencer.",
+            )
+            with gr.Row():
+                question = gr.Textbox(
+                    show_label=False,
+                    placeholder="Votre question, par ex. « Qu'est-ce qu'une SCIC ? »",
+                    scale=5,
+                    max_lines=6,
+                    autofocus=True,
+                )
+                send = gr.Button("Envoyer", variant="primary", scale=1, min_width=100)
+            gr.Examples(examples=[[q] for q in EXAMPLES], inputs=[question], label="Exemples")
+            with gr.Row():
+                new_chat = gr.Button("Nouvelle conversation", size="sm")
+            with gr.Accordion("Filtres", open=False):
+                with gr.Row():
+                    f_types = gr.Dropdown(types, label="Type", multiselect=True)
+                    f_themes = gr.Dropdown(themes, label="Thème", multiselect=True)
+                    f_zones = gr.Dropdown(zones, label="Zone", multiselect=True)
+                with gr.Row():
+                    f_from = gr.Textbox(label="Depuis (AAAA ou AAAA-MM)", max_lines=1)
+                    f_to = gr.Textbox(label="Jusqu'à (AAAA ou AAAA-MM)", max_lines=1)
+            with gr.Accordion("Votre avis sur la dernière réponse", open=True):
+                with gr.Row():
+                    up = gr.Button("👍 Utile", size="sm")
+                    down = gr.Button("👎 Pas utile", size="sm")
+                comment = gr.Textbox(label="Commentaire (facultatif)", max_lines=4, max_length=2000)
+                send_feedback = gr.Button("Envoyer l'avis", size="sm")
+                feedback_msg = gr.Markdown()
+        with gr.Column(scale=2):
+            gr.Markdown("### Sources de la dernière réponse")
+            sources = gr.HTML(citations_html(None), js_on_load=None)
+            with gr.Row():
+                pick = gr.Dropdown([], label="Source à afficher", scale=3)
+                view = gr.Button("Voir la ressource", scale=1, min_width=120)
+            with gr.Accordion("Ressource complète", open=False) as viewer_box:
+                viewer = gr.HTML(VIEWER_EMPTY, js_on_load=SCROLL_TO_PASSAGE, max_height=600)
+
+    filters = [f_types, f_themes, f_zones, f_from, f_to]
+
+    def on_ask(q: str, chat: list, hist: list, *fields: Any) -> tuple:
+        chat, hist, answer, left = h.respond(q, chat, hist, *fields)
+        if answer is None:  # error: keep the previous answer's panels
+            return chat, hist, gr.skip(), left, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        choices = source_choices(answer)
+        return (
+            chat, hist, answer, left, h.sources(answer),
+            gr.Dropdown(choices=choices, value=choices[0][1] if choices else None),
+            VIEWER_EMPTY, "",
+        )
+
+    ask_outputs = [chatbot, history, last_answer, question, sources, pick, viewer, feedback_msg]
+    ask_inputs = [question, chatbot, history, *filters]
+    send.click(on_ask, ask_inputs, ask_outputs, api_name="chat", api_visibility="undocumented")
+    question.submit(on_ask, ask_inputs, ask_outputs, **private)
+
+    def on_view(answer: Answer | None, number: int | None) -> tuple[str, Any]:
+        return h.view_resource(answer, number), gr.Accordion(open=True)
+
+    view.click(on_view, [last_answer, pick], [viewer, viewer_box], **private)
+
+    def on_new() -> tuple:
+        return [], [], None, None, citations_html(None), gr.Dropdown(choices=[], value=None), \
+            VIEWER_EMPTY, "", ""
+
+    new_chat.click(
+        on_new, None,
+        [chatbot, history, last_answer, rating, sources, pick, viewer, feedback_msg, question],
+        **private,
+    )
+
+    def choose(value: str) -> Any:
+        def pick_rating() -> tuple[str, str]:
+            icon = "👍" if value == "up" else "👎"
+            return value, f"Avis choisi : {icon}. Ajoutez un commentaire si vous le souhaitez, " \
+                "puis « Envoyer l'avis »."
+        return pick_rating
+
+    up.click(choose("up"), None, [rating, feedback_msg], **private)
+    down.click(choose("down"), None, [rating, feedback_msg], **private)
+
+    def on_feedback(answer: Answer | None, value: str | None, text: str) -> tuple:
+        message, stored = h.send_feedback(answer, value, text)
+        return message, ("" if stored else gr.skip()), (None if stored else gr.skip())
+
+    send_feedback.click(
+        on_feedback, [last_answer, rating, comment], [feedback_msg, comment, rating], **private
+    )
+
+    gr.api(h.api_ask, api_name="ask")
+
+    def refresh_filters() -> tuple:  # the index may have been rebuilt since the app started
+        t, th, z = filter_choices(assistant)
+        return gr.Dropdown(choices=t), gr.Dropdown(choices=th), gr.Dropdown(choices=z)
+
+    demo.load(refresh_filters, None, [f_types, f_themes, f_zones], **private)
+
+
+def serve(assistant: Assistant) -> None:
+    """Launch the app on `settings.host:port` (no share link, analytics off)."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    settings = assistant.settings
+    demo = build_app(assistant)
+    demo.queue(default_concurrency_limit=4)
+    log.info("serving on http://%s:%s", settings.host, settings.port)
+    demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=False,
+        show_error=True,
+        css=CSS,
+        theme=gr.themes.Soft(),
+    )

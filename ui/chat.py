@@ -1,0 +1,217 @@
+"""The chat's event handlers, free of layout: each takes plain values and returns plain values
+(Gradio wires them in `ui.app`), so they can be tested without a browser.
+
+Per-session state lives in `gr.State` values passed in and out: the previous questions of
+the conversation (`history`), the last `Answer` and the rating being chosen. Nothing here
+keeps mutable state between sessions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from assistant.feedback import FeedbackStore
+from assistant.models import Answer, Filters
+from assistant.service import Assistant
+from corpus.errors import AssistantError
+from ui.render import answer_html, citations_html, esc, resource_html
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, str]
+
+UNEXPECTED = (
+    "Une erreur inattendue est survenue. Réessayez dans un instant ; si elle persiste, "
+    "signalez-la à l'équipe du RTES."
+)
+NO_ANSWER_YET = "Posez d'abord une question : l'avis porte sur la dernière réponse."
+CHOOSE_RATING = "Choisissez 👍 ou 👎 avant d'envoyer votre avis."
+THANKS = "Merci ! Votre avis a été enregistré."
+FEEDBACK_FAILED = "Votre avis n'a pas pu être enregistré. Réessayez plus tard."
+BAD_HISTORY = (
+    "historique invalide : attendu une liste JSON de questions, "
+    "par ex. [\"Qu'est-ce qu'une SCIC ?\"]"
+)
+RESOURCE_GONE = "Cette ressource n'est plus dans l'index (elle a peut-être été retirée)."
+PICK_RESOURCE = "Choisissez une source de la dernière réponse."
+VIEWER_EMPTY = '<p class="no-sources">Choisissez une source puis « Voir la ressource ».</p>'
+
+
+def filter_choices(assistant: Assistant) -> tuple[list[str], list[str], list[str]]:
+    """The (types, themes, zones) offered by the filters: those of the public resources."""
+    try:
+        resources = [r for r in assistant.index().resources.values() if not r.private]
+    except AssistantError as exc:  # no index yet: the filters stay empty
+        log.warning("filters left empty: %s", exc)
+        return [], [], []
+    types = {t for r in resources for t in (r.kind, r.type) if t}
+    themes = {t for r in resources for t in r.themes if t}
+    zones = {r.zone for r in resources if r.zone}
+    key = str.casefold
+    return sorted(types, key=key), sorted(themes, key=key), sorted(zones, key=key)
+
+
+def make_filters(
+    types: Sequence[str] | None,
+    themes: Sequence[str] | None,
+    zones: Sequence[str] | None,
+    date_from: str | None,
+    date_to: str | None,
+) -> Filters | None:
+    """`Filters` from the accordion's fields, or None when nothing is selected.
+
+    Raises `ConfigurationError` (French message) for a date that is not AAAA or AAAA-MM(-JJ).
+    """
+    filters = Filters(
+        types=tuple(types or ()),
+        themes=tuple(themes or ()),
+        zones=tuple(zones or ()),
+        date_from=(date_from or "").strip() or None,
+        date_to=(date_to or "").strip() or None,
+    )
+    return filters if filters.active else None
+
+
+def source_choices(answer: Answer | None) -> list[tuple[str, int]]:
+    """(label, number) of each cited source, for the « Voir la ressource » selector."""
+    if answer is None:
+        return []
+    return [(f"[{c.n}] {c.title}", c.n) for c in answer.citations]
+
+
+class ChatHandlers:
+    """The chat's operations, bound to one assistant and one feedback store."""
+
+    def __init__(self, assistant: Assistant, feedback: FeedbackStore | None) -> None:
+        self.assistant = assistant
+        self.feedback = feedback
+
+    # ------------------------------------------------------------------ asking
+
+    def _log(self, answer: Answer) -> None:
+        if self.feedback is None:
+            return
+        try:
+            self.feedback.log_question(answer.question, abstained=answer.abstained)
+        except sqlite3.Error:
+            log.exception("could not log the question")
+
+    def ask(
+        self,
+        question: str,
+        history: Sequence[str],
+        filters: Filters | None = None,
+    ) -> Answer:
+        """Ask the assistant and log the question (errors propagate as `AssistantError`)."""
+        answer = self.assistant.ask(question, history=list(history), filters=filters)
+        self._log(answer)
+        return answer
+
+    def respond(
+        self,
+        question: str,
+        chat: list[Message] | None,
+        history: list[str] | None,
+        types: Sequence[str] | None = None,
+        themes: Sequence[str] | None = None,
+        zones: Sequence[str] | None = None,
+        date_from: str | None = None,
+        date_to: str | None = None,
+    ) -> tuple[list[Message], list[str], Answer | None, str]:
+        """One chat turn: returns (messages, history, last answer or None, text left in the box).
+
+        Errors become a French message in the chat; on error the question stays in the box
+        and the previous answer stays current.
+        """
+        chat = list(chat or [])
+        history = list(history or [])
+        text = (question or "").strip()
+        try:
+            filters = make_filters(types, themes, zones, date_from, date_to)
+            answer = self.ask(question, history, filters)
+        except AssistantError as exc:
+            return self._error(chat, text, str(exc)), history, None, question
+        except Exception:
+            log.exception("unexpected error while answering %r", text[:200])
+            return self._error(chat, text, UNEXPECTED), history, None, question
+        chat.append({"role": "user", "content": esc(answer.question)})
+        chat.append({"role": "assistant", "content": answer_html(answer)})
+        history.append(answer.question)
+        return chat, history, answer, ""
+
+    @staticmethod
+    def _error(chat: list[Message], question: str, message: str) -> list[Message]:
+        if question:
+            chat.append({"role": "user", "content": esc(question)})
+        chat.append({"role": "assistant", "content": f'<div class="error">⚠️ {esc(message)}</div>'})
+        return chat
+
+    def api_ask(self, question: str, history_json: str) -> str:
+        """The `ask` API: the answer as JSON, or `{"question", "error"}` with a French message."""
+        try:
+            history = json.loads(history_json) if (history_json or "").strip() else []
+            if not isinstance(history, list) or not all(isinstance(q, str) for q in history):
+                raise ValueError(BAD_HISTORY)
+        except ValueError:
+            return json.dumps({"question": question, "error": BAD_HISTORY}, ensure_ascii=False)
+        try:
+            answer = self.ask(question, history)
+        except AssistantError as exc:
+            return json.dumps({"question": question, "error": str(exc)}, ensure_ascii=False)
+        return json.dumps(answer.to_json(), ensure_ascii=False)
+
+    # ------------------------------------------------------------------ sources
+
+    def sources(self, answer: Answer | None) -> str:
+        """The sources panel of the last answer."""
+        return citations_html(answer)
+
+    def view_resource(self, answer: Answer | None, number: int | None) -> str:
+        """The whole cited resource, with the cited passage highlighted."""
+        if answer is None or number is None:
+            return f'<p class="no-sources">{esc(PICK_RESOURCE)}</p>'
+        citation = next((c for c in answer.citations if c.n == int(number)), None)
+        if citation is None:
+            return f'<p class="no-sources">{esc(PICK_RESOURCE)}</p>'
+        try:
+            resource = self.assistant.index().resources.get(citation.resource_id)
+        except AssistantError as exc:
+            return f'<p class="error">{esc(exc)}</p>'
+        if resource is None or resource.private:
+            return f'<p class="error">{esc(RESOURCE_GONE)}</p>'
+        return resource_html(resource, citation)
+
+    # ------------------------------------------------------------------ feedback
+
+    def send_feedback(
+        self, answer: Answer | None, rating: str | None, comment: str
+    ) -> tuple[str, bool]:
+        """Store the opinion on the last answer; returns (message, stored)."""
+        if answer is None:
+            return NO_ANSWER_YET, False
+        if rating not in ("up", "down"):
+            return CHOOSE_RATING, False
+        if self.feedback is None:
+            return FEEDBACK_FAILED, False
+        try:
+            self.feedback.add(
+                question=answer.question,
+                answer_text=answer.text,
+                citations=[c.to_json() for c in answer.citations],
+                rating=rating,  # type: ignore[arg-type]
+                comment=comment or "",
+                abstained=answer.abstained,
+            )
+        except sqlite3.Error:
+            log.exception("could not store feedback")
+            return FEEDBACK_FAILED, False
+        return THANKS, True
+
+
+def json_history(history: Any) -> str:
+    """A conversation history as the JSON string the `ask` API takes."""
+    return json.dumps(list(history or []), ensure_ascii=False)
