@@ -60,7 +60,12 @@ def spans_html(text: str, layers: Sequence[Layer]) -> str:
     bounds = sorted(cuts)
     out: list[str] = []
     for a, b in itertools.pairwise(bounds):
-        piece = _text_html(text[a:b])
+        raw = text[a:b]
+        if raw.endswith("\r") and text[b : b + 1] == "\n":
+            raw = raw[:-1]  # a CRLF cut by a span boundary is one line break, not two
+        if not raw:
+            continue
+        piece = _text_html(raw)
         for (_, open_tag, close_tag), spans in reversed(list(zip(layers, clipped, strict=True))):
             if any(s <= a and b <= e for s, e in spans):
                 piece = f"{open_tag}{piece}{close_tag}"
