@@ -1,0 +1,306 @@
+"""The « Espace équipe » tab: corpus status, uploads, removals, rebuild, feedback.
+
+`build_admin_tab` is called by `ui/app.py` inside an open `gr.Tab`, only when an admin
+password is configured. The controls stay hidden until the password is given, and every
+handler re-checks the session's login flag (a `gr.State`, kept on the server), so calling an
+endpoint directly without logging in is refused.
+
+The rebuild runs in this process, in its own concurrency group: the chat keeps answering
+from the previous index during the build and switches to the new one by itself afterwards
+(`Assistant.index()` hot reload).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from assistant.corpus_admin import (
+    STATUS_INDEXED,
+    ResourceRow,
+    list_resources,
+    remove_resource,
+    save_upload,
+)
+from corpus.errors import AssistantError
+from corpus.loaders import SUPPORTED_EXTENSIONS
+
+if TYPE_CHECKING:
+    from assistant.feedback import FeedbackStore
+    from assistant.service import Assistant
+
+log = logging.getLogger(__name__)
+
+WRONG_PASSWORD = "Mot de passe incorrect"
+ACCESS_DENIED = "Accès refusé : connectez-vous d'abord à l'espace équipe."
+RESOURCE_HEADERS = ["Titre", "Type", "Date", "Fichier", "État"]
+FEEDBACK_HEADERS = ["Date", "Question", "Avis", "Commentaire", "Sans réponse", "Sources"]
+UNANSWERED_HEADERS = ["Question", "Nombre de fois"]
+REBUILD_CONCURRENCY_ID = "ess-admin-rebuild"  # its own group: never queues behind the chat
+
+
+@dataclass
+class AdminHandlers:
+    """The tab's handlers, as plain methods (tests call them directly)."""
+
+    assistant: Assistant
+    feedback: FeedbackStore | None = None
+
+    # ------------------------------------------------------------------ access
+
+    def check_password(self, given: str | None) -> bool:
+        """Constant-time comparison with the configured password; no password → refuse."""
+        expected = self.assistant.settings.admin_password
+        if not expected or not given:
+            return False
+        return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+    def login(self, password: str | None) -> tuple[bool, str, Any, Any]:
+        """Returns (logged in, message, login box update, panel update)."""
+        if self.check_password(password):
+            log.info("staff login")
+            return True, "", gr.update(visible=False), gr.update(visible=True)
+        log.warning("staff login refused (wrong password)")
+        return False, WRONG_PASSWORD, gr.update(visible=True), gr.update(visible=False)
+
+    @staticmethod
+    def require(logged: bool) -> None:
+        """Refuse the call unless the session logged in."""
+        if logged is not True:
+            raise gr.Error(ACCESS_DENIED)
+
+    # ------------------------------------------------------------------ views
+
+    def status_markdown(self, logged: bool) -> str:
+        """The corpus and index status, in French Markdown."""
+        self.require(logged)
+        try:
+            status = self.assistant.status()
+        except AssistantError as exc:
+            return f"**Index inutilisable** : {exc}"
+        lines = [f"- **Dossier du corpus** : `{status.corpus_dir}`"]
+        if status.version is None:
+            lines.append("- **Index** : aucun — cliquez sur « Reconstruire l'index »")
+            return "\n".join(lines)
+        lines += [
+            f"- **Ressources indexées** : {status.resources}",
+            f"- **Passages** : {status.chunks}",
+            f"- **Modèle** : {status.model}",
+            f"- **Dernière construction** : {status.built_at} (version `{status.version}`)",
+            f"- **Fichiers en erreur au dernier build** : {len(status.errors)}",
+        ]
+        lines += [f"  - `{Path(path).name}` : {reason}" for path, reason in status.errors]
+        return "\n".join(lines)
+
+    def resources(self, logged: bool) -> tuple[list[list[str]], Any, str]:
+        """(table rows, dropdown update of removable resources, pending-changes line)."""
+        self.require(logged)
+        rows: list[ResourceRow] = list_resources(self.assistant)
+        choices = [(f"{r.title or r.id} — {r.file}", r.id) for r in rows if r.id and r.file]
+        pending = sum(1 for r in rows if r.status != STATUS_INDEXED)
+        note = (
+            f"{pending} ressource(s) à reconstruire ou en erreur : "
+            "cliquez sur « Reconstruire l'index »."
+            if pending else "L'index est à jour avec le dossier du corpus."
+        )
+        return [r.as_list() for r in rows], gr.update(choices=choices, value=None), note
+
+    def refresh(self, logged: bool) -> tuple[Any, ...]:
+        """Everything the panel shows (status, table, dropdown, note, feedback tables)."""
+        self.require(logged)
+        table, dropdown, note = self.resources(logged)
+        return (self.status_markdown(logged), table, dropdown, note, *self.feedback_tables(logged))
+
+    def refresh_if_logged(self, logged: bool) -> tuple[Any, ...]:
+        """After the login click: fill the panel, or change nothing if the login failed."""
+        if logged is not True:
+            return tuple(gr.skip() for _ in range(4 + (2 if self.feedback else 0)))
+        return self.refresh(logged)
+
+    # ------------------------------------------------------------------ corpus edits
+
+    def upload(self, logged: bool, files: list[Any] | None, overwrite: bool) -> str:
+        """Save each uploaded file into the corpus; one result line per file."""
+        self.require(logged)
+        if not files:
+            return "Aucun fichier sélectionné."
+        max_bytes = int(self.assistant.settings.max_upload_mb * 1024 * 1024)
+        lines = []
+        for item in files:
+            path = Path(item if isinstance(item, str) else getattr(item, "name", str(item)))
+            name = _original_name(item, path)
+            if path.stat().st_size > max_bytes:  # checked before reading it into memory
+                mb = self.assistant.settings.max_upload_mb
+                lines.append(f"❌ {name} : refusé — fichier trop volumineux (maximum {mb:g} Mo)")
+                continue
+            try:
+                saved = save_upload(self.assistant.corpus_dir, name, path.read_bytes(),
+                                    max_bytes=max_bytes, overwrite=bool(overwrite))
+            except AssistantError as exc:
+                lines.append(f"❌ {name} : refusé — {getattr(exc, 'reason', exc)}")
+                continue
+            lines.append(f"✅ {name} → ajouté au corpus sous le nom `{saved.name}`")
+        lines.append("")
+        lines.append("Cliquez sur « Reconstruire l'index » pour que l'assistant en tienne compte.")
+        return "\n".join(lines)
+
+    def remove(self, logged: bool, resource_id: str | None, confirmed: bool) -> str:
+        """Delete the chosen resource's file (after confirmation)."""
+        self.require(logged)
+        if not resource_id:
+            return "Choisissez d'abord une ressource."
+        if not confirmed:
+            return "Cochez la case de confirmation pour supprimer le fichier."
+        try:
+            index = self.assistant.index()
+        except AssistantError:
+            index = None
+        try:
+            path = remove_resource(self.assistant.corpus_dir, resource_id, index)
+        except AssistantError as exc:
+            return f"❌ Suppression impossible : {getattr(exc, 'reason', exc)}"
+        return (
+            f"✅ Fichier `{path.name}` supprimé. Reconstruisez l'index pour que l'assistant "
+            "cesse de citer cette ressource."
+        )
+
+    def rebuild(self, logged: bool, full: bool, progress: gr.Progress | None = None) -> str:
+        """Rebuild the index (incremental unless `full`); returns the summary in Markdown."""
+        self.require(logged)
+
+        def report_progress(done: int, total: int, stage: str) -> None:
+            if progress is not None:
+                progress((done, total) if total > 1 else None, desc=stage)
+
+        try:
+            report = self.assistant.build(full=bool(full), progress=report_progress)
+            self.assistant.index()  # load the new version now, not on the next question
+        except AssistantError as exc:
+            return f"❌ Reconstruction impossible : {exc}"
+        lines = [f"✅ Index reconstruit en {report.seconds:.1f} s : **{report.summary_line()}**"]
+        if report.reason:
+            lines.append(f"({report.reason})")
+        lines.append(f"{report.chunks_embedded} passage(s) recalculé(s) sur {report.total_chunks}.")
+        if report.errors:
+            lines.append("")
+            lines.append("Fichiers en erreur (non indexés) :")
+            lines += [f"- `{Path(e.path).name}` : {e.reason}" for e in report.errors]
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ feedback
+
+    def feedback_tables(self, logged: bool) -> tuple[list[list[Any]], ...]:
+        """(feedback rows, unanswered rows), or () without a feedback store."""
+        self.require(logged)
+        if self.feedback is None:
+            return ()
+        entries = [
+            [e.created_at, e.question, "👍" if e.rating == "up" else "👎", e.comment,
+             "oui" if e.abstained else "non",
+             "; ".join(str(c.get("title", "")) for c in e.citations if isinstance(c, dict))]
+            for e in self.feedback.list()
+        ]
+        unanswered = [[q, n] for q, n in self.feedback.unanswered()]
+        return entries, unanswered
+
+    def export_csv(self, logged: bool) -> str | None:
+        """Write the feedback CSV to a temporary file and return its path (for download)."""
+        self.require(logged)
+        if self.feedback is None:
+            return None
+        folder = Path(tempfile.mkdtemp(prefix="ess-avis-"))
+        path = folder / "avis-assistant-ess.csv"
+        path.write_text(self.feedback.to_csv(), encoding="utf-8-sig")  # BOM: Excel reads UTF-8
+        return str(path)
+
+
+def _original_name(item: Any, path: Path) -> str:
+    """The name the user gave the file (Gradio keeps it as the temp file's basename)."""
+    return getattr(item, "orig_name", None) or path.name
+
+
+def build_admin_tab(assistant: Assistant, feedback: FeedbackStore | None) -> None:
+    """Lay out the staff tab inside the current `gr.Tab` context and wire its handlers."""
+    h = AdminHandlers(assistant, feedback)
+    logged = gr.State(False)
+    private: dict[str, Any] = {"api_visibility": "undocumented"}
+
+    with gr.Column(visible=True) as login_box:
+        gr.Markdown("### Espace équipe\nAccès réservé à l'équipe du réseau.")
+        password = gr.Textbox(label="Mot de passe", type="password", max_lines=1)
+        login_btn = gr.Button("Se connecter", variant="primary")
+        login_msg = gr.Markdown()
+
+    with gr.Column(visible=False) as panel:
+        gr.Markdown("### État du corpus et de l'index")
+        status_md = gr.Markdown()
+        refresh_btn = gr.Button("Actualiser", size="sm")
+        pending_md = gr.Markdown()
+        table = gr.Dataframe(headers=RESOURCE_HEADERS, interactive=False, wrap=True,
+                             label="Ressources du corpus")
+
+        with gr.Accordion("Ajouter des ressources", open=False):
+            files = gr.File(label=f"Fichiers ({', '.join(sorted(SUPPORTED_EXTENSIONS))})",
+                            file_count="multiple", type="filepath",
+                            file_types=sorted(SUPPORTED_EXTENSIONS))
+            overwrite = gr.Checkbox(label="Remplacer un fichier du même nom", value=False)
+            upload_btn = gr.Button("Ajouter au corpus")
+            upload_md = gr.Markdown()
+
+        with gr.Accordion("Supprimer une ressource", open=False):
+            choice = gr.Dropdown(label="Ressource", choices=[], value=None)
+            confirm = gr.Checkbox(label="Je confirme la suppression du fichier source", value=False)
+            remove_btn = gr.Button("Supprimer", variant="stop")
+            remove_md = gr.Markdown()
+
+        gr.Markdown("### Reconstruire l'index")
+        full = gr.Checkbox(label="Tout recalculer (reconstruction complète)", value=False)
+        rebuild_btn = gr.Button("Reconstruire l'index", variant="primary")
+        rebuild_md = gr.Markdown()
+
+        feedback_outputs: list[Any] = []
+        if feedback is not None:
+            gr.Markdown("### Avis des utilisateurs")
+            feedback_table = gr.Dataframe(headers=FEEDBACK_HEADERS, interactive=False, wrap=True)
+            export_btn = gr.Button("Exporter en CSV", size="sm")
+            export_file = gr.File(label="Export CSV", interactive=False)
+            gr.Markdown("### Questions sans réponse (les plus fréquentes d'abord)")
+            unanswered_table = gr.Dataframe(headers=UNANSWERED_HEADERS, interactive=False,
+                                            wrap=True)
+            feedback_outputs = [feedback_table, unanswered_table]
+            export_btn.click(h.export_csv, [logged], [export_file],
+                             api_name="admin_export_csv", **private)
+
+    view = [status_md, table, choice, pending_md, *feedback_outputs]
+    login_btn.click(
+        h.login, [password], [logged, login_msg, login_box, panel],
+        api_name="admin_login", **private,
+    ).then(h.refresh_if_logged, [logged], view, api_visibility="private")
+    password.submit(
+        h.login, [password], [logged, login_msg, login_box, panel], api_visibility="private",
+    ).then(h.refresh_if_logged, [logged], view, api_visibility="private")
+    refresh_btn.click(h.refresh, [logged], view, api_name="admin_refresh", **private)
+    upload_btn.click(
+        h.upload, [logged, files, overwrite], [upload_md], api_name="admin_upload", **private,
+    ).success(h.refresh, [logged], view, api_visibility="private")
+    remove_btn.click(
+        h.remove, [logged, choice, confirm], [remove_md], api_name="admin_remove", **private,
+    ).success(h.refresh, [logged], view, api_visibility="private")
+    rebuild_btn.click(
+        _rebuild_fn(h), [logged, full], [rebuild_md], api_name="admin_rebuild",
+        concurrency_limit=1, concurrency_id=REBUILD_CONCURRENCY_ID, **private,
+    ).success(h.refresh, [logged], view, api_visibility="private")
+
+
+def _rebuild_fn(h: AdminHandlers) -> Any:
+    # Gradio injects a tracker for a parameter whose default is `gr.Progress()`.
+    def rebuild(logged: bool, full: bool, progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008
+        return h.rebuild(logged, full, progress)
+
+    return rebuild
