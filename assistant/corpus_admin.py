@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_NAME_CHARS = 120  # length cap of a sanitized file name, extension included
+_MB = 1024 * 1024
 _RESERVED_NAMES = frozenset({"readme.md"})  # skipped by the corpus loader
 
 STATUS_INDEXED = "indexée"
@@ -69,7 +70,11 @@ def sanitize_filename(filename: str) -> str:
             original, f"extension non prise en charge ({shown}) : formats acceptés {allowed}"
         )
     stem = raw[: -len(suffix)]
-    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
+    # Accents dropped (é → e); any other non-ASCII character (’, —, °) becomes a separator.
+    decomposed = unicodedata.normalize("NFKD", stem)
+    ascii_stem = "".join(
+        c if c.isascii() else "-" for c in decomposed if not unicodedata.combining(c)
+    )
     clean = re.sub(r"[^a-z0-9._-]+", "-", ascii_stem.lower())
     clean = re.sub(r"-{2,}", "-", clean).strip(".-_ ")
     clean = clean[: MAX_NAME_CHARS - len(suffix)].rstrip(".-_")
@@ -108,7 +113,7 @@ def save_upload(
     if len(data) > max_bytes:
         raise InvalidResourceError(
             name,
-            f"fichier trop volumineux ({len(data) / 1e6:.1f} Mo, maximum {max_bytes / 1e6:.1f} Mo)",
+            f"fichier trop volumineux ({len(data) / _MB:.1f} Mo, maximum {max_bytes / _MB:.1f} Mo)",
         )
     if not data.strip():
         raise InvalidResourceError(name, "fichier vide")
@@ -213,15 +218,22 @@ def list_resources(assistant: Assistant) -> list[ResourceRow]:
         else:
             status = STATUS_INDEXED
         rows.append(
-            ResourceRow(r.id, r.title, r.kind or r.type, r.date or "",
-                        _relative(r.source_path, corpus_dir), status)
+            ResourceRow(
+                r.id,
+                r.title,
+                r.kind or r.type,
+                r.date or "",
+                _relative(r.source_path, corpus_dir),
+                status,
+            )
         )
     loaded_ids = {r.id for r in loaded.resources}
     gone = [rid for rid in indexed if rid not in loaded_ids]
     previous = _indexed_resources(assistant) if gone else {}
     gone_by_path = {
         str(Path(previous[rid].source_path).resolve()): rid
-        for rid in gone if rid in previous and previous[rid].source_path
+        for rid in gone
+        if rid in previous and previous[rid].source_path
     }
     in_error: set[str] = set()
     for err in loaded.errors:
@@ -229,20 +241,30 @@ def list_resources(assistant: Assistant) -> list[ResourceRow]:
         rid = gone_by_path.pop(str(Path(err.path).resolve()), "")
         in_error.add(rid)
         old = previous.get(rid)
-        rows.append(ResourceRow(
-            rid, old.title if old else "", (old.kind or old.type) if old else "",
-            (old.date or "") if old else "", _relative(err.path, corpus_dir),
-            STATUS_ERROR + err.reason,
-        ))
+        rows.append(
+            ResourceRow(
+                rid,
+                old.title if old else "",
+                (old.kind or old.type) if old else "",
+                (old.date or "") if old else "",
+                _relative(err.path, corpus_dir),
+                STATUS_ERROR + err.reason,
+            )
+        )
     for rid in gone:
         if rid in in_error:
             continue
         old = previous.get(rid)
-        rows.append(ResourceRow(
-            rid, old.title if old else rid, (old.kind or old.type) if old else "",
-            (old.date or "") if old else "",
-            _relative(old.source_path, corpus_dir) if old else "", STATUS_REMOVED,
-        ))
+        rows.append(
+            ResourceRow(
+                rid,
+                old.title if old else rid,
+                (old.kind or old.type) if old else "",
+                (old.date or "") if old else "",
+                _relative(old.source_path, corpus_dir) if old else "",
+                STATUS_REMOVED,
+            )
+        )
     return rows
 
 
