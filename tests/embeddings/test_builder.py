@@ -1,0 +1,182 @@
+"""Incremental builds on the fake embedder: exact counts, only changed chunks embedded,
+answers follow the new content, full rebuilds, per-file errors and the build lock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.retrieval import RetrievalParams
+from assistant.service import Assistant
+from assistant.settings import Settings
+from corpus.chunking import ChunkingSettings, split_resource
+from corpus.errors import BuildLockedError
+from corpus.loaders import load_corpus, load_file
+from embeddings.builder import build_index, lock_for
+from tests.fakes import FakeEmbedder
+
+EDITED = "mode-d-emploi-ess-ruralites-tressons.md"
+DELETED = "reperess-developper-l-ess-dans-les-quartiers-politique-de-la-ville.md"
+DELETED_ID = "reperess-developper-l-ess-dans-les-quartiers-politique-de-la-ville"
+NEW_TEXT = (
+    "Le marché des zorglubettes\n\n"
+    "La commune a soutenu une coopérative de zorglubettes : un marché couvert où les "
+    "producteurs locaux vendent en circuit court, avec l’appui du département.\n"
+)
+# The fake embedder's cosines are small: never abstain, check the ranking.
+PARAMS = RetrievalParams(abstain_threshold=-10.0)
+
+
+def _chunks_of(path: Path, settings: Settings, embedder: FakeEmbedder) -> int:
+    return len(split_resource(
+        load_file(path),
+        settings=ChunkingSettings(size=settings.chunk_size, overlap=settings.chunk_overlap),
+        count_tokens=embedder.count_tokens, max_tokens=embedder.max_tokens,
+    ))
+
+
+def test_edit_add_delete_rebuilds_only_what_changed(
+    fake_assistant: Assistant, fake_embedder: FakeEmbedder
+) -> None:
+    corpus = fake_assistant.corpus_dir
+    first_total = len(fake_assistant.index())
+    assert len(fake_embedder.embedded) == first_total  # the first build embedded everything
+
+    edited = corpus / EDITED
+    edited.write_text(
+        edited.read_text(encoding="utf-8")
+        + "\nMise à jour : le guide cite désormais les recycleries intercommunales.\n",
+        encoding="utf-8",
+    )
+    (corpus / "marche-zorglubettes.txt").write_text(NEW_TEXT, encoding="utf-8")
+    (corpus / DELETED).unlink()
+
+    before = len(fake_embedder.embedded)
+    report = fake_assistant.build()
+    assert report.summary_line() == "added 1, changed 1, removed 1, unchanged 7, errors 0"
+    assert report.added == ("marche-zorglubettes",)
+    assert report.changed == ("mode-d-emploi-ess-ruralites-tressons",)
+    assert report.removed == (DELETED_ID,)
+    assert not report.full and report.reason == ""
+
+    embedded = fake_embedder.embedded[before:]
+    expected = _chunks_of(edited, fake_assistant.settings, fake_embedder) + _chunks_of(
+        corpus / "marche-zorglubettes.txt", fake_assistant.settings, fake_embedder
+    )
+    assert len(embedded) == report.chunks_embedded == expected
+    assert all(
+        text.startswith(("Mode d'emploi ESS & ruralités", "Le marché des zorglubettes"))
+        for text in embedded
+    )
+
+    # The running assistant picks up the new version by itself.
+    index = fake_assistant.index()
+    assert index.version == report.version
+    assert DELETED_ID not in index.resources
+    assert all(c.resource_id != DELETED_ID for c in index.chunks)
+
+    answer = fake_assistant.retrieve("zorglubettes", params=PARAMS)
+    assert not answer.abstain
+    assert answer.resources[0].resource.id == "marche-zorglubettes"
+    recyclerie = fake_assistant.retrieve("recycleries intercommunales", params=PARAMS)
+    assert recyclerie.resources[0].resource.id == "mode-d-emploi-ess-ruralites-tressons"
+    for question in ("quartiers politique de la ville", "RepèrESS quartiers prioritaires"):
+        cited = {r.resource.id for r in fake_assistant.retrieve(question, params=PARAMS).resources}
+        assert DELETED_ID not in cited
+        assert all(c.resource_id != DELETED_ID for c in fake_assistant.ask(question).citations)
+
+
+def test_no_change_embeds_nothing(fake_assistant: Assistant, fake_embedder: FakeEmbedder) -> None:
+    before = len(fake_embedder.embedded)
+    report = fake_assistant.build()
+    assert report.summary_line() == "added 0, changed 0, removed 0, unchanged 9, errors 0"
+    assert len(fake_embedder.embedded) == before and report.chunks_embedded == 0
+
+
+def test_full_rebuild_reembeds_everything(
+    fake_assistant: Assistant, fake_embedder: FakeEmbedder
+) -> None:
+    total = len(fake_assistant.index())
+    before = len(fake_embedder.embedded)
+    report = fake_assistant.build(full=True)
+    assert report.full and "--full" in report.reason
+    assert len(fake_embedder.embedded) - before == total == report.chunks_embedded
+    assert report.summary_line() == "added 9, changed 0, removed 0, unchanged 0, errors 0"
+
+
+def test_chunk_size_change_forces_a_full_rebuild_with_a_reason(
+    fake_assistant: Assistant, fake_embedder: FakeEmbedder
+) -> None:
+    fake_assistant.settings = fake_assistant.settings.with_(chunk_size=400, chunk_overlap=50)
+    before = len(fake_embedder.embedded)
+    report = fake_assistant.build()
+    assert report.full
+    assert "découpage" in report.reason and "reconstruction complète" in report.reason
+    assert len(fake_embedder.embedded) - before == report.total_chunks == report.chunks_embedded
+    assert fake_assistant.index().manifest.chunking["size"] == 400
+
+
+def test_broken_file_is_listed_and_the_rest_indexed(
+    fake_assistant: Assistant, fake_embedder: FakeEmbedder
+) -> None:
+    corpus = fake_assistant.corpus_dir
+    (corpus / "cassé.md").write_text("---\ntitle: [pas fermé\n---\n\nCorps.\n", encoding="utf-8")
+    (corpus / "vide.pdf").write_bytes(b"%PDF-1.4 tronque")
+    report = fake_assistant.build()
+    assert report.summary_line() == "added 0, changed 0, removed 0, unchanged 9, errors 2"
+    names = sorted(Path(e.path).name for e in report.errors)
+    assert names == ["cassé.md", "vide.pdf"]
+    assert all(e.reason for e in report.errors)
+    status = fake_assistant.status()
+    assert status.resources == 9 and len(status.errors) == 2
+
+
+def test_build_index_directly_counts_and_reuses_vectors(
+    corpus_copy: Path, tmp_path: Path, fake_embedder: FakeEmbedder
+) -> None:
+    chunking = ChunkingSettings(size=800, overlap=120)
+    index_dir = tmp_path / "index"
+    loaded = load_corpus(corpus_copy)
+    first = build_index(loaded.resources, embedder=fake_embedder, index_dir=index_dir,
+                        chunking=chunking)
+    assert first.reason == "premier index" and first.full
+    (corpus_copy / EDITED).write_text(
+        (corpus_copy / EDITED).read_text(encoding="utf-8").replace("Forum", "Salon"),
+        encoding="utf-8",
+    )
+    second = build_index(load_corpus(corpus_copy).resources, embedder=fake_embedder,
+                         index_dir=index_dir, chunking=chunking)
+    assert second.summary_line() == "added 0, changed 1, removed 0, unchanged 8, errors 0"
+    assert second.total_chunks == first.total_chunks
+
+
+def test_lock_held_refuses_a_second_build(fake_assistant: Assistant) -> None:
+    lock = lock_for(fake_assistant.index_dir)
+    lock.acquire()
+    try:
+        with pytest.raises(BuildLockedError, match="déjà en cours") as info:
+            fake_assistant.build()
+        assert "ess-assistant build" in str(info.value)
+        assert info.value.exit_code == 5
+    finally:
+        lock.release()
+    assert fake_assistant.build().summary_line().startswith("added 0")
+
+
+def test_cli_reports_the_lock(fake_settings: Settings, capsys: pytest.CaptureFixture[str],
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.cli import main
+
+    monkeypatch.setenv("ESS_ASSISTANT_DATA_DIR", str(fake_settings.data_dir))
+    monkeypatch.setenv("ESS_ASSISTANT_CORPUS_DIR", str(fake_settings.corpus_dir))
+    monkeypatch.setenv("ESS_ASSISTANT_MODEL", fake_settings.model)
+    assert main(["build"]) == 0
+    assert "added 9, changed 0, removed 0, unchanged 0, errors 0" in capsys.readouterr().out
+    lock = lock_for(fake_settings.resolved_index_dir)
+    lock.acquire()
+    try:
+        assert main(["build"]) == 5
+        assert "déjà en cours" in capsys.readouterr().err
+    finally:
+        lock.release()
