@@ -32,12 +32,15 @@ EXAMPLES = [
     "Quelles initiatives ESS dans les quartiers prioritaires ?",
     "Qui organisait le débat sur les pratiques informelles ?",
 ]
+# The viewer may be mounted (accordion opened) after its value is set: scroll on load too,
+# after a short delay so the accordion has laid out its content.
 SCROLL_TO_PASSAGE = (
-    "watch('value', () => { const m = element.querySelector('#" + PASSAGE_ANCHOR + "');"
-    " if (m) m.scrollIntoView({block: 'center', behavior: 'smooth'}); });"
+    "const go = () => setTimeout(() => { const m = element.querySelector('#" + PASSAGE_ANCHOR
+    + "'); if (m) m.scrollIntoView({block: 'center', behavior: 'smooth'}); }, 250);"
+    " go(); watch('value', go);"
 )
 CSS = """
-.cite-badge a { font-size: .75em; padding: 0 .25em; border-radius: .4em; text-decoration: none;
+.cite-badge a { font-size: .8em; padding: 0 .25em; border-radius: .4em; text-decoration: none;
   background: var(--color-accent-soft); color: var(--color-accent); font-weight: 600; }
 .notice { font-size: .9em; padding: .3em .6em; margin-bottom: .4em; border-left: 3px solid #d08c00;
   background: rgba(208, 140, 0, .08); }

@@ -12,7 +12,6 @@ import json
 import logging
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
 
 from assistant.feedback import FeedbackStore
 from assistant.models import Answer, Filters
@@ -211,7 +210,3 @@ class ChatHandlers:
             return FEEDBACK_FAILED, False
         return THANKS, True
 
-
-def json_history(history: Any) -> str:
-    """A conversation history as the JSON string the `ask` API takes."""
-    return json.dumps(list(history or []), ensure_ascii=False)

@@ -123,7 +123,10 @@ def citation_type(citation: Citation) -> str:
 def answer_html(answer: Answer) -> str:
     """The answer text, escaped, with `[n]` markers as superscript badges pointing to the
     sources panel; notices (e.g. a truncated question) are shown above."""
-    parts = [f'<div class="notice">ⓘ {esc(notice)}</div>' for notice in answer.notices]
+    parts = [
+        f'<div class="notice"><strong>Remarque :</strong> {esc(notice)}</div>'
+        for notice in answer.notices
+    ]
     titles = {c.n: c.title for c in answer.citations}
 
     def badge(match: re.Match[str]) -> str:
