@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import unicodedata
 from collections.abc import Sequence
 
 from assistant.feedback import FeedbackStore
@@ -40,6 +41,12 @@ PICK_RESOURCE = "Choisissez une source de la dernière réponse."
 VIEWER_EMPTY = '<p class="no-sources">Choisissez une source puis « Voir la ressource ».</p>'
 
 
+def _sort_key(text: str) -> str:
+    """Case- and accent-insensitive order («Étude» between «Compte rendu» and «Guide»)."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def filter_choices(assistant: Assistant) -> tuple[list[str], list[str], list[str]]:
     """The (types, themes, zones) offered by the filters: those of the public resources."""
     try:
@@ -50,8 +57,7 @@ def filter_choices(assistant: Assistant) -> tuple[list[str], list[str], list[str
     types = {t for r in resources for t in (r.kind, r.type) if t}
     themes = {t for r in resources for t in r.themes if t}
     zones = {r.zone for r in resources if r.zone}
-    key = str.casefold
-    return sorted(types, key=key), sorted(themes, key=key), sorted(zones, key=key)
+    return sorted(types, key=_sort_key), sorted(themes, key=_sort_key), sorted(zones, key=_sort_key)
 
 
 def make_filters(

@@ -133,6 +133,7 @@ def test_feedback_flow(handlers: ChatHandlers, store: FeedbackStore) -> None:
 def test_filter_choices_come_from_public_resources(assistant: Assistant) -> None:
     types, themes, zones = filter_choices(assistant)
     assert "Guide" in types and "Ressources RTES" in types
+    assert types.index("Compte rendu de débat") < types.index("Étude") < types.index("Guide")
     assert "ruralité" in themes
     assert zones == ["Haute-Marne"]
 
