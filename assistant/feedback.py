@@ -55,7 +55,14 @@ CREATE INDEX IF NOT EXISTS questions_abstained ON questions (abstained);
 """
 
 _CSV_HEADER = (
-    "id", "date", "question", "réponse", "avis", "commentaire", "sans réponse", "sources",
+    "id",
+    "date",
+    "question",
+    "réponse",
+    "avis",
+    "commentaire",
+    "sans réponse",
+    "sources",
 )
 
 

@@ -35,7 +35,8 @@ EXAMPLES = [
 # The viewer may be mounted (accordion opened) after its value is set: scroll on load too,
 # after a short delay so the accordion has laid out its content.
 SCROLL_TO_PASSAGE = (
-    "const go = () => setTimeout(() => { const m = element.querySelector('#" + PASSAGE_ANCHOR
+    "const go = () => setTimeout(() => { const m = element.querySelector('#"
+    + PASSAGE_ANCHOR
     + "'); if (m) m.scrollIntoView({block: 'center', behavior: 'smooth'}); }, 250);"
     " go(); watch('value', go);"
 )
@@ -151,9 +152,14 @@ def _build_chat(demo: gr.Blocks, assistant: Assistant, feedback: FeedbackStore) 
             return chat, hist, gr.skip(), left, gr.skip(), gr.skip(), gr.skip(), gr.skip()
         choices = source_choices(answer)
         return (
-            chat, hist, answer, left, h.sources(answer),
+            chat,
+            hist,
+            answer,
+            left,
+            h.sources(answer),
             gr.Dropdown(choices=choices, value=choices[0][1] if choices else None),
-            VIEWER_EMPTY, "",
+            VIEWER_EMPTY,
+            "",
         )
 
     ask_outputs = [chatbot, history, last_answer, question, sources, pick, viewer, feedback_msg]
@@ -167,11 +173,21 @@ def _build_chat(demo: gr.Blocks, assistant: Assistant, feedback: FeedbackStore) 
     view.click(on_view, [last_answer, pick], [viewer, viewer_box], **private)
 
     def on_new() -> tuple:
-        return [], [], None, None, citations_html(None), gr.Dropdown(choices=[], value=None), \
-            VIEWER_EMPTY, "", ""
+        return (
+            [],
+            [],
+            None,
+            None,
+            citations_html(None),
+            gr.Dropdown(choices=[], value=None),
+            VIEWER_EMPTY,
+            "",
+            "",
+        )
 
     new_chat.click(
-        on_new, None,
+        on_new,
+        None,
         [chatbot, history, last_answer, rating, sources, pick, viewer, feedback_msg, question],
         **private,
     )
@@ -179,8 +195,12 @@ def _build_chat(demo: gr.Blocks, assistant: Assistant, feedback: FeedbackStore) 
     def choose(value: str) -> Any:
         def pick_rating() -> tuple[str, str]:
             icon = "👍" if value == "up" else "👎"
-            return value, f"Avis choisi : {icon}. Ajoutez un commentaire si vous le souhaitez, " \
-                "puis « Envoyer l'avis »."
+            return (
+                value,
+                f"Avis choisi : {icon}. Ajoutez un commentaire si vous le souhaitez, "
+                "puis « Envoyer l'avis ».",
+            )
+
         return pick_rating
 
     up.click(choose("up"), None, [rating, feedback_msg], **private)

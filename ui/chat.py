@@ -215,4 +215,3 @@ class ChatHandlers:
             log.exception("could not store feedback")
             return FEEDBACK_FAILED, False
         return THANKS, True
-

@@ -22,8 +22,18 @@ Span = tuple[int, int]
 Layer = tuple[Sequence[Span], str, str]
 
 _MONTHS = (
-    "janvier", "février", "mars", "avril", "mai", "juin",
-    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
 )
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 PASSAGE_ANCHOR = "passage-cite"

@@ -57,26 +57,48 @@ def test_add_and_list_newest_first(store: FeedbackStore) -> None:
 
 
 def test_comment_is_capped_and_rating_checked(store: FeedbackStore) -> None:
-    store.add(question="q", answer_text="a", citations=[], rating="up",
-              comment="é" * 5000, abstained=False)
+    store.add(
+        question="q",
+        answer_text="a",
+        citations=[],
+        rating="up",
+        comment="é" * 5000,
+        abstained=False,
+    )
     assert len(store.list()[0].comment) == MAX_COMMENT_CHARS
     with pytest.raises(ValueError):
-        store.add(question="q", answer_text="a", citations=[], rating="meh",  # type: ignore[arg-type]
-                  abstained=False)
+        store.add(
+            question="q",
+            answer_text="a",
+            citations=[],
+            rating="meh",  # type: ignore[arg-type]
+            abstained=False,
+        )
 
 
 def test_csv_export_guards_against_formulas(store: FeedbackStore) -> None:
-    store.add(question="=HYPERLINK(\"http://x\")", answer_text="+1 [1]", citations=CITATIONS,
-              rating="down", comment="@SUM(A1)", abstained=False)
-    store.add(question="-2+3", answer_text="Réponse, avec « guillemets »\nsur deux lignes",
-              citations=[], rating="up", abstained=True)
+    store.add(
+        question='=HYPERLINK("http://x")',
+        answer_text="+1 [1]",
+        citations=CITATIONS,
+        rating="down",
+        comment="@SUM(A1)",
+        abstained=False,
+    )
+    store.add(
+        question="-2+3",
+        answer_text="Réponse, avec « guillemets »\nsur deux lignes",
+        citations=[],
+        rating="up",
+        abstained=True,
+    )
     rows = list(csv.reader(io.StringIO(store.to_csv())))
     assert rows[0][:3] == ["id", "date", "question"]
     assert len(rows) == 3
     newer, older = rows[1], rows[2]
     assert newer[2] == "'-2+3"
     assert newer[3] == "Réponse, avec « guillemets »\nsur deux lignes"
-    assert older[2] == "'=HYPERLINK(\"http://x\")"
+    assert older[2] == '\'=HYPERLINK("http://x")'
     assert older[3] == "'+1 [1]"
     assert older[5] == "'@SUM(A1)"
     assert "Mode d’emploi" in older[7]
@@ -122,8 +144,13 @@ def test_concurrent_adds_from_threads(store: FeedbackStore) -> None:
     def worker(i: int) -> None:
         try:
             for j in range(10):
-                store.add(question=f"q{i}-{j}", answer_text="a", citations=CITATIONS,
-                          rating="up" if j % 2 else "down", abstained=False)
+                store.add(
+                    question=f"q{i}-{j}",
+                    answer_text="a",
+                    citations=CITATIONS,
+                    rating="up" if j % 2 else "down",
+                    abstained=False,
+                )
                 store.log_question(f"q{i}", abstained=True)
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)

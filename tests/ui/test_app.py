@@ -95,8 +95,9 @@ def test_long_question_shows_truncation_notice(handlers: ChatHandlers) -> None:
     assert "très longue" in chat[-1]["content"]
 
 
-def test_unexpected_error_is_not_a_traceback(handlers: ChatHandlers,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unexpected_error_is_not_a_traceback(
+    handlers: ChatHandlers, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals")
 
@@ -172,8 +173,9 @@ def _free_port() -> int:
 @pytest.fixture
 def served(assistant: Assistant, store: FeedbackStore) -> Iterator[str]:
     demo = build_app(assistant, feedback=store)
-    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=_free_port(),
-                            prevent_thread_lock=True, quiet=True)
+    _, url, _ = demo.launch(
+        server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True
+    )
     try:
         yield url
     finally:

@@ -59,9 +59,16 @@ def _citation(**changes: object) -> Citation:
 
 def _resource(**changes: object) -> Resource:
     values: dict[str, object] = dict(
-        id="scic", title="Fiche SCIC", body=BODY, type="Ressources RTES", kind="Fiche technique",
-        summary="Résumé\nsur deux lignes", themes=("coopération",), date="2020-09-10",
-        zone="Haute-Marne", url="https://www.rtes.fr/scic",
+        id="scic",
+        title="Fiche SCIC",
+        body=BODY,
+        type="Ressources RTES",
+        kind="Fiche technique",
+        summary="Résumé\nsur deux lignes",
+        themes=("coopération",),
+        date="2020-09-10",
+        zone="Haute-Marne",
+        url="https://www.rtes.fr/scic",
     )
     values.update(changes)
     return Resource(**values)  # type: ignore[arg-type]
@@ -76,8 +83,22 @@ class _Tags(HTMLParser):
         self.tags.append((tag, attrs))
 
 
-ALLOWED_TAGS = {"div", "span", "sup", "a", "mark", "strong", "blockquote", "br", "p", "article",
-                "h3", "dl", "dt", "dd"}
+ALLOWED_TAGS = {
+    "div",
+    "span",
+    "sup",
+    "a",
+    "mark",
+    "strong",
+    "blockquote",
+    "br",
+    "p",
+    "article",
+    "h3",
+    "dl",
+    "dt",
+    "dd",
+}
 ALLOWED_ATTRS = {"class", "id", "href", "title", "rel", "target", "style"}
 
 
@@ -117,9 +138,11 @@ def test_spans_html_clips_bad_spans_and_converts_newlines() -> None:
 
 def test_highlights_land_on_accented_words_and_apostrophes() -> None:
     text = "L’économie sociale et l’ESS à Saint-Étienne"
-    spans = [(text.index("économie"), text.index("économie") + len("économie")),
-             (text.index("l’ESS"), text.index("l’ESS") + len("l’ESS")),
-             (text.index("Saint-Étienne"), len(text))]
+    spans = [
+        (text.index("économie"), text.index("économie") + len("économie")),
+        (text.index("l’ESS"), text.index("l’ESS") + len("l’ESS")),
+        (text.index("Saint-Étienne"), len(text)),
+    ]
     out = spans_html(text, [(spans, "<mark>", "</mark>")])
     assert re.findall(r"<mark>(.*?)</mark>", out) == ["économie", "l’ESS", "Saint-Étienne"]
     assert out.startswith("L’<mark>")
@@ -129,8 +152,12 @@ def test_highlights_land_on_accented_words_and_apostrophes() -> None:
 
 
 def test_answer_markers_become_badges_and_stay_visible() -> None:
-    answer = Answer(question="q", text="Première phrase. [1]\nDeuxième [2] et [9].",
-                    abstained=False, citations=(_citation(), _citation(n=2, title="Autre")))
+    answer = Answer(
+        question="q",
+        text="Première phrase. [1]\nDeuxième [2] et [9].",
+        abstained=False,
+        citations=(_citation(), _citation(n=2, title="Autre")),
+    )
     out = answer_html(answer)
     assert '<sup class="cite-badge"><a href="#source-1"' in out
     assert 'title="Fiche « SCIC » d’intérêt collectif"' in out
@@ -140,8 +167,13 @@ def test_answer_markers_become_badges_and_stay_visible() -> None:
 
 
 def test_answer_notices_are_shown_above() -> None:
-    answer = Answer(question="q", text="Texte [1]", abstained=False, citations=(_citation(),),
-                    notices=("Votre question était très longue (3000 caractères) : tronquée.",))
+    answer = Answer(
+        question="q",
+        text="Texte [1]",
+        abstained=False,
+        citations=(_citation(),),
+        notices=("Votre question était très longue (3000 caractères) : tronquée.",),
+    )
     out = answer_html(answer)
     assert out.index('class="notice"') < out.index('class="answer"')
     assert "très longue" in out
@@ -149,8 +181,13 @@ def test_answer_notices_are_shown_above() -> None:
 
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_answer_text_and_notices_are_inert(attack: str) -> None:
-    answer = Answer(question=attack, text=f"{attack} [1]", abstained=False,
-                    citations=(_citation(title=attack),), notices=(attack,))
+    answer = Answer(
+        question=attack,
+        text=f"{attack} [1]",
+        abstained=False,
+        citations=(_citation(title=attack),),
+        notices=(attack,),
+    )
     out = answer_html(answer)
     _no_live_markup(out)
     if "<script>" in attack:
@@ -161,19 +198,23 @@ def test_answer_text_and_notices_are_inert(attack: str) -> None:
 
 
 def test_citation_card_fields() -> None:
-    out = citations_html(Answer(question="q", text="t [1]", abstained=False,
-                                citations=(_citation(),)))
+    out = citations_html(
+        Answer(question="q", text="t [1]", abstained=False, citations=(_citation(),))
+    )
     assert 'id="source-1"' in out
     assert "Fiche « SCIC » d’intérêt collectif" in out
     assert "Fiche technique" in out and "septembre 2020" in out
-    assert ('<a class="original-link" href="https://www.rtes.fr/scic" '
-            'rel="noopener noreferrer" target="_blank">Lien vers l\'original</a>') in out
+    assert (
+        '<a class="original-link" href="https://www.rtes.fr/scic" '
+        'rel="noopener noreferrer" target="_blank">Lien vers l\'original</a>'
+    ) in out
     assert "Pertinence : 87\u00a0%" in out
 
 
 def test_citation_type_falls_back_to_export_type() -> None:
-    out = citations_html(Answer(question="q", text="t", abstained=False,
-                                citations=(_citation(kind=""),)))
+    out = citations_html(
+        Answer(question="q", text="t", abstained=False, citations=(_citation(kind=""),))
+    )
     assert "Ressources RTES" in out
 
 
@@ -190,21 +231,33 @@ def test_passage_marks_question_words_and_emphasizes_used_sentence() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["javascript:alert(1)", "JavaScript:alert(1)", " javascript:alert(1)", "data:text/html,x",
-     "vbscript:x", "//evil.example", "http://", "java\nscript:alert(1)", "", None],
+    [
+        "javascript:alert(1)",
+        "JavaScript:alert(1)",
+        " javascript:alert(1)",
+        "data:text/html,x",
+        "vbscript:x",
+        "//evil.example",
+        "http://",
+        "java\nscript:alert(1)",
+        "",
+        None,
+    ],
 )
 def test_unsafe_links_are_dropped(url: str | None) -> None:
     assert safe_url(url) is None
-    out = citations_html(Answer(question="q", text="t", abstained=False,
-                                citations=(_citation(url=url),)))
+    out = citations_html(
+        Answer(question="q", text="t", abstained=False, citations=(_citation(url=url),))
+    )
     assert "Lien vers l'original" not in out
     assert "href" not in out.replace('href="#', "")
 
 
 def test_link_with_quotes_is_escaped() -> None:
     url = 'https://example.org/a"onmouseover="alert(1)'
-    out = citations_html(Answer(question="q", text="t", abstained=False,
-                                citations=(_citation(url=url),)))
+    out = citations_html(
+        Answer(question="q", text="t", abstained=False, citations=(_citation(url=url),))
+    )
     assert 'href="https://example.org/a&quot;onmouseover=&quot;alert(1)"' in out
     _no_live_markup(out)
 
@@ -212,10 +265,17 @@ def test_link_with_quotes_is_escaped() -> None:
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_citation_fields_are_inert(attack: str) -> None:
     passage = f"Début {attack} fin."
-    citation = _citation(title=attack, kind=attack, date=attack, passage=passage,
-                         highlights=((0, 5), (6, 6 + len(attack))), used=((0, len(passage)),))
-    out = citations_html(Answer(question=attack, text=attack, abstained=False,
-                                citations=(citation,)))
+    citation = _citation(
+        title=attack,
+        kind=attack,
+        date=attack,
+        passage=passage,
+        highlights=((0, 5), (6, 6 + len(attack))),
+        used=((0, len(passage)),),
+    )
+    out = citations_html(
+        Answer(question=attack, text=attack, abstained=False, citations=(citation,))
+    )
     _no_live_markup(out)
 
 
@@ -261,8 +321,11 @@ def test_resource_viewer_metadata_and_summary() -> None:
 def test_resource_viewer_falls_back_to_passage_text_when_offsets_moved() -> None:
     moved = _resource(body="Nouvelle intro.\n\n" + BODY)
     out = resource_html(moved, _citation())
-    marked = re.sub(r"</?(strong|mark)[^>]*>", "", "".join(
-        re.findall(r'<mark class="cited"[^>]*>(.*?)</mark>', out)))
+    marked = re.sub(
+        r"</?(strong|mark)[^>]*>",
+        "",
+        "".join(re.findall(r'<mark class="cited"[^>]*>(.*?)</mark>', out)),
+    )
     assert marked == PASSAGE.replace("\n", "<br>")
 
 
@@ -274,10 +337,22 @@ def test_resource_viewer_ignores_citation_of_other_resource() -> None:
 @pytest.mark.parametrize("attack", ATTACKS)
 def test_resource_viewer_is_inert(attack: str) -> None:
     body = f"Avant. {attack} Après."
-    resource = _resource(title=attack, body=body, summary=attack, themes=(attack,), zone=attack,
-                         keywords=(attack,), kind=attack, url=f"javascript:{attack}")
-    citation = _citation(passage=attack, start=body.index(attack),
-                         end=body.index(attack) + len(attack), used=((0, len(attack)),))
+    resource = _resource(
+        title=attack,
+        body=body,
+        summary=attack,
+        themes=(attack,),
+        zone=attack,
+        keywords=(attack,),
+        kind=attack,
+        url=f"javascript:{attack}",
+    )
+    citation = _citation(
+        passage=attack,
+        start=body.index(attack),
+        end=body.index(attack) + len(attack),
+        used=((0, len(attack)),),
+    )
     out = resource_html(resource, citation)
     _no_live_markup(out)
     assert "Lien vers l'original" not in out
