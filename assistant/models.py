@@ -134,6 +134,7 @@ class Retrieval:
     resources: tuple[ResourceHit, ...]
     top_dense: float
     top_lexical: float
+    coverage: float  # best BM25 score / idf sum of the question's terms
     abstain: bool
 
 

@@ -163,7 +163,7 @@ def _build_locked(
                 new_by_id[rid],
                 settings=chunking,
                 count_tokens=embedder.count_tokens,
-                max_tokens=embedder.max_tokens,
+                max_tokens=embedder.max_tokens - 8,  # room for the "passage: " prefix
             )
         )
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -91,6 +92,19 @@ class LexicalIndex:
         retriever.index((corpus_ids, vocab), create_empty_token=False, show_progress=False)
         log.info("lexical index: %d chunks, %d distinct tokens", len(chunks), len(vocab))
         return cls(retriever, len(chunks))
+
+    def idf_sum(self, query: str) -> float:
+        """Sum of the Lucene idf of the query's distinct tokens; a token unknown to the index
+        counts with the largest possible idf. `top score / idf_sum` says how fully the best
+        row matches the whole question, whatever its length."""
+        n = self.num_rows
+        indptr = self._bm25.scores["indptr"] if self._bm25 is not None else None
+        total = 0.0
+        for token in dict.fromkeys(analyze(query)):
+            i = self._vocab.get(token)
+            df = 0 if i is None or indptr is None else int(indptr[i + 1] - indptr[i])
+            total += math.log(1 + (n - df + 0.5) / (df + 0.5))
+        return total
 
     def query_tokens(self, query: str) -> list[str]:
         """The analyzed query tokens that the index knows, without duplicates."""

@@ -1,0 +1,99 @@
+"""Index persistence: round trip, atomic versions, checked load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from corpus.bundled import bundled_corpus_dir
+from corpus.chunking import ChunkingSettings
+from corpus.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
+from corpus.loaders import load_corpus
+from embeddings.builder import build_index
+from embeddings.store import ResourceIndex, current_version, read_manifest
+from tests.fakes import FAKE_MODEL, FakeEmbedder
+
+
+@pytest.fixture
+def built(tmp_path: Path, fake_embedder: FakeEmbedder) -> Path:
+    loaded = load_corpus(bundled_corpus_dir())
+    build_index(
+        loaded.resources,
+        embedder=fake_embedder,
+        index_dir=tmp_path / "idx",
+        chunking=ChunkingSettings(),
+    )
+    return tmp_path / "idx"
+
+
+def test_round_trip(built: Path, fake_embedder: FakeEmbedder) -> None:
+    index = ResourceIndex.load(built, model=FAKE_MODEL, dimension=64)
+    assert len(index.resources) == 9
+    assert index.vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(index.vectors, axis=1), 1.0, atol=1e-5)
+    for chunk in index.chunks:
+        assert index.resources[chunk.resource_id].body[chunk.start : chunk.end] == chunk.text
+    m = read_manifest(built)
+    assert m.model == FAKE_MODEL and m.dimension == 64 and m.chunk_count == len(index)
+    assert m.chunking == ChunkingSettings().as_dict()
+    assert set(m.resources) == set(index.resources) and m.index_type == "flat"
+    assert {"python", "faiss"} <= set(m.versions)
+    q = fake_embedder.embed_query("coopération")
+    assert index.search_dense(q, 3) == ResourceIndex.load(built).search_dense(q, 3)
+
+
+def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
+    with pytest.raises(IndexNotFoundError, match="ess-assistant build"):
+        ResourceIndex.load(tmp_path / "nothing")
+
+
+def test_model_or_dimension_mismatch(built: Path) -> None:
+    with pytest.raises(ModelMismatchError, match="build --full"):
+        ResourceIndex.load(built, model="another-model")
+    with pytest.raises(ModelMismatchError, match="dimension"):
+        ResourceIndex.load(built, dimension=384)
+
+
+@pytest.mark.parametrize("victim", ["vectors.npy", "faiss.index", "chunks.jsonl", "manifest.json"])
+def test_corrupt_file_is_a_clear_error(built: Path, victim: str) -> None:
+    folder = built / "versions" / current_version(built)
+    path = folder / victim
+    path.write_bytes(path.read_bytes()[: max(1, path.stat().st_size // 3)])
+    with pytest.raises(IndexCorruptError, match="build --full"):
+        ResourceIndex.load(built)
+
+
+def test_manifest_disagreeing_with_files(built: Path) -> None:
+    path = built / "versions" / current_version(built) / "manifest.json"
+    data = json.loads(path.read_text())
+    data["chunk_count"] += 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(IndexCorruptError):
+        ResourceIndex.load(built)
+
+
+def test_failed_save_keeps_the_previous_version(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = current_version(built)
+    index = ResourceIndex.load(built)
+
+    def boom(*_a: object, **_k: object) -> None:
+        raise OSError("disque plein")
+
+    monkeypatch.setattr(index.lexical, "save", boom)
+    with pytest.raises(OSError):
+        index.save(built)
+    assert current_version(built) == before
+    assert not list(built.glob(".tmp-*"))
+    assert len(ResourceIndex.load(built)) == len(index)
+
+
+def test_old_versions_are_pruned(built: Path) -> None:
+    index = ResourceIndex.load(built)
+    for _ in range(4):
+        index.save(built)
+    assert len(list((built / "versions").iterdir())) == 3  # current + 2 previous

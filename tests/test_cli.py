@@ -1,0 +1,120 @@
+"""The `ess-assistant` command line, in-process, on the fake embedder."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from assistant.cli import main
+from embeddings.store import current_version
+from tests.fakes import FAKE_MODEL, FakeEmbedder
+
+
+@pytest.fixture
+def env(
+    tmp_path: Path, corpus_copy: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    monkeypatch.setenv("ESS_ASSISTANT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ESS_ASSISTANT_CORPUS_DIR", str(corpus_copy))
+    monkeypatch.setenv("ESS_ASSISTANT_MODEL", FAKE_MODEL)
+    return tmp_path / "data"
+
+
+def test_build_then_status(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build"]) == 0
+    out = capsys.readouterr().out
+    assert "added 9, changed 0, removed 0, unchanged 0, errors 0" in out
+    assert main(["build"]) == 0
+    assert "added 0, changed 0, removed 0, unchanged 9, errors 0" in capsys.readouterr().out
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "ressources  : 9" in out and FAKE_MODEL in out
+
+
+def test_ask_builds_on_first_use_and_prints_sources(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert current_version(env / "index") is None
+    assert main(["ask", "Comment financer l'ESS en milieu rural ?", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) >= {"question", "answer", "abstained", "citations"}
+    assert current_version(env / "index") is not None
+    for c in data["citations"]:
+        assert set(c) >= {"n", "resource_id", "title", "type", "date", "url", "passage", "score"}
+
+
+def test_ask_json_batch_from_stdin(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        "sys.stdin", io.StringIO("Qu'est-ce qu'une SCIC ?\n\nQui a animé le débat ?\n   \n")
+    )
+    assert main(["ask", "--json", "-"]) == 0
+    lines = capsys.readouterr().out.strip().split("\n")
+    assert len(lines) == 2
+    assert [json.loads(line)["question"] for line in lines] == [
+        "Qu'est-ce qu'une SCIC ?",
+        "Qui a animé le débat ?",
+    ]
+
+
+def test_empty_question_is_a_french_message(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "   "]) == 2
+    assert "Veuillez saisir une question" in capsys.readouterr().err
+
+
+def test_huge_question_is_truncated_with_a_notice(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ask", "financement rural " * 1200, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["notices"] and "très longue" in data["notices"][0]
+    assert len(data["question"]) <= 2000
+
+
+def test_corrupt_index_names_the_fix(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["build"]) == 0
+    version = current_version(env / "index")
+    (env / "index" / "versions" / version / "vectors.npy").write_bytes(b"garbage")
+    capsys.readouterr()
+    assert main(["ask", "SCIC"]) == 3
+    assert "ess-assistant build --full" in capsys.readouterr().err
+
+
+def test_filter_option(env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ask", "ESS", "--json", "--filter", "zone=Haute-Marne"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert all("gare" in c["resource_id"] for c in data["citations"])
+    assert main(["ask", "ESS", "--filter", "couleur=bleu"]) == 2
+    assert "filtre" in capsys.readouterr().err
+
+
+def test_eval_command(env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "q.jsonl"
+    path.write_text(
+        json.dumps(
+            {
+                "question": "Collectif GARE Haute-Marne",
+                "expected": ["Collectif GARE"],
+                "out_of_scope": False,
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    assert main(["eval", str(path), "--method", "all"]) == 0
+    out = capsys.readouterr().out
+    assert "lexical" in out and "hybrid" in out and "recall@1" in out
+
+
+def test_import_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    seed = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_b177bc2baba99d65.txt"
+    if not seed.exists():
+        pytest.skip("seed export not available")
+    out = tmp_path / "imported"
+    assert main(["import", str(seed), "--out", str(out)]) == 0
+    assert len(list(out.glob("*.md"))) == 9
+    assert "9 fichier(s)" in capsys.readouterr().out
