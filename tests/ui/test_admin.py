@@ -159,10 +159,23 @@ def test_tab_without_feedback_has_no_feedback_outputs(admin_assistant: Assistant
     assert h.export_csv(True) is None
 
 
-@pytest.fixture
-def served(admin_assistant: Assistant, feedback: FeedbackStore) -> Iterator[str]:
-    with gr.Blocks() as demo, gr.Tab("Espace équipe"):
-        build_admin_tab(admin_assistant, feedback)
+HAS_APP = (Path(__file__).resolve().parents[2] / "ui" / "app.py").exists()
+
+
+@pytest.fixture(params=["tab", "app"])
+def served(
+    request: pytest.FixtureRequest, admin_assistant: Assistant, feedback: FeedbackStore
+) -> Iterator[str]:
+    """The tab alone in a Blocks, and the whole app of `ui/app.py` (when it exists)."""
+    if request.param == "app":
+        if not HAS_APP:
+            pytest.skip("ui/app.py absent")
+        from ui.app import build_app
+
+        demo = build_app(admin_assistant, feedback=feedback)
+    else:
+        with gr.Blocks() as demo, gr.Tab("Espace équipe"):
+            build_admin_tab(admin_assistant, feedback)
     demo.queue()
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     try:
@@ -191,9 +204,7 @@ def test_api_endpoints_refuse_without_login(served: str) -> None:
     assert "unchanged 9" in str(result)
 
 
-@pytest.mark.skipif(
-    not (Path(__file__).resolve().parents[2] / "ui" / "app.py").exists(), reason="ui/app.py absent"
-)
+@pytest.mark.skipif(not HAS_APP, reason="ui/app.py absent")
 def test_tab_absent_without_password_present_with_it(
     fake_assistant: Assistant, admin_assistant: Assistant
 ) -> None:
