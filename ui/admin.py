@@ -176,7 +176,7 @@ class AdminHandlers:
 
         def report_progress(done: int, total: int, stage: str) -> None:
             if progress is not None:
-                progress((done, total) if total > 1 else None, desc=stage)
+                progress((done, total) if total > 0 else None, desc=stage)
 
         try:
             report = self.assistant.build(full=bool(full), progress=report_progress)
