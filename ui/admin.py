@@ -231,15 +231,17 @@ def build_admin_tab(assistant: Assistant, feedback: FeedbackStore | None) -> Non
     logged = gr.State(False)
     private: dict[str, Any] = {"api_visibility": "undocumented"}
 
-    with gr.Column(visible=True) as login_box:
+    with gr.Column(visible=True, elem_id="admin-login-box") as login_box:
         gr.Markdown("### Espace équipe\nAccès réservé à l'équipe du réseau.")
-        password = gr.Textbox(label="Mot de passe", type="password", max_lines=1)
-        login_btn = gr.Button("Se connecter", variant="primary")
-        login_msg = gr.Markdown()
+        password = gr.Textbox(
+            label="Mot de passe", type="password", max_lines=1, elem_id="admin-password"
+        )
+        login_btn = gr.Button("Se connecter", variant="primary", elem_id="admin-login")
+        login_msg = gr.Markdown(elem_id="admin-login-msg")
 
-    with gr.Column(visible=False) as panel:
+    with gr.Column(visible=False, elem_id="admin-panel") as panel:
         gr.Markdown("### État du corpus et de l'index")
-        status_md = gr.Markdown()
+        status_md = gr.Markdown(elem_id="admin-status")
         refresh_btn = gr.Button("Actualiser", size="sm")
         pending_md = gr.Markdown()
         table = gr.Dataframe(headers=RESOURCE_HEADERS, interactive=False, wrap=True,

@@ -77,9 +77,9 @@ def build_app(assistant: Assistant, *, feedback: FeedbackStore | None = None) ->
             from ui.admin import build_admin_tab
 
             with gr.Tabs():
-                with gr.Tab("Assistant", id="assistant"):
+                with gr.Tab("Assistant", id="assistant", elem_id="tab-assistant"):
                     _build_chat(demo, assistant, feedback)
-                with gr.Tab("Espace équipe", id="equipe"):
+                with gr.Tab("Espace équipe", id="equipe", elem_id="tab-equipe"):
                     build_admin_tab(assistant, feedback)
         else:
             _build_chat(demo, assistant, feedback)
@@ -101,6 +101,7 @@ def _build_chat(demo: gr.Blocks, assistant: Assistant, feedback: FeedbackStore) 
         with gr.Column(scale=3):
             chatbot = gr.Chatbot(
                 label="Conversation",
+                elem_id="chatbot",
                 height=480,
                 render_markdown=False,  # our HTML is escaped; markdown would re-interpret it
                 sanitize_html=True,
@@ -115,8 +116,11 @@ def _build_chat(demo: gr.Blocks, assistant: Assistant, feedback: FeedbackStore) 
                     scale=5,
                     max_lines=6,
                     autofocus=True,
+                    elem_id="question",
                 )
-                send = gr.Button("Envoyer", variant="primary", scale=1, min_width=100)
+                send = gr.Button(
+                    "Envoyer", variant="primary", scale=1, min_width=100, elem_id="send"
+                )
             gr.Examples(examples=[[q] for q in EXAMPLES], inputs=[question], label="Exemples")
             with gr.Row():
                 new_chat = gr.Button("Nouvelle conversation", size="sm")
@@ -130,19 +134,31 @@ def _build_chat(demo: gr.Blocks, assistant: Assistant, feedback: FeedbackStore) 
                     f_to = gr.Textbox(label="Jusqu'à (AAAA ou AAAA-MM)", max_lines=1)
             with gr.Accordion("Votre avis sur la dernière réponse", open=True):
                 with gr.Row():
-                    up = gr.Button("👍 Utile", size="sm")
-                    down = gr.Button("👎 Pas utile", size="sm")
-                comment = gr.Textbox(label="Commentaire (facultatif)", max_lines=4, max_length=2000)
-                send_feedback = gr.Button("Envoyer l'avis", size="sm")
-                feedback_msg = gr.Markdown()
+                    up = gr.Button("👍 Utile", size="sm", elem_id="feedback-up")
+                    down = gr.Button("👎 Pas utile", size="sm", elem_id="feedback-down")
+                comment = gr.Textbox(
+                    label="Commentaire (facultatif)",
+                    max_lines=4,
+                    max_length=2000,
+                    elem_id="feedback-comment",
+                )
+                send_feedback = gr.Button("Envoyer l'avis", size="sm", elem_id="feedback-send")
+                feedback_msg = gr.Markdown(elem_id="feedback-msg")
         with gr.Column(scale=2):
             gr.Markdown("### Sources de la dernière réponse")
-            sources = gr.HTML(citations_html(None), js_on_load=None)
+            sources = gr.HTML(citations_html(None), js_on_load=None, elem_id="sources")
             with gr.Row():
-                pick = gr.Dropdown([], label="Source à afficher", scale=3)
-                view = gr.Button("Voir la ressource", scale=1, min_width=120)
+                pick = gr.Dropdown([], label="Source à afficher", scale=3, elem_id="source-pick")
+                view = gr.Button(
+                    "Voir la ressource", scale=1, min_width=120, elem_id="view-resource"
+                )
             with gr.Accordion("Ressource complète", open=False) as viewer_box:
-                viewer = gr.HTML(VIEWER_EMPTY, js_on_load=SCROLL_TO_PASSAGE, max_height=600)
+                viewer = gr.HTML(
+                    VIEWER_EMPTY,
+                    js_on_load=SCROLL_TO_PASSAGE,
+                    max_height=600,
+                    elem_id="resource-viewer",
+                )
 
     filters = [f_types, f_themes, f_zones, f_from, f_to]
 
