@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from assistant.compose import compose_answer
+from assistant.llm import generate_answer, stream_answer
 from assistant.models import Answer, Filters, Retrieval
 from assistant.retrieval import RetrievalParams, retrieve
 from assistant.settings import Settings
@@ -29,7 +30,9 @@ from embeddings.store import ResourceIndex, current_version
 
 log = logging.getLogger(__name__)
 
-EMPTY_QUESTION = "Veuillez saisir une question, par exemple : « Comment financer l'ESS en milieu rural ? »"
+EMPTY_QUESTION = (
+    "Veuillez saisir une question, par exemple : « Comment financer l'ESS en milieu rural ? »"
+)
 
 
 @dataclass(frozen=True)
@@ -174,15 +177,45 @@ class Assistant:
         history: Sequence[str] = (),
         filters: Filters | None = None,
     ) -> Answer:
-        """Answer `question` (earlier questions of the conversation in `history`)."""
+        """Answer `question` (earlier questions of the conversation in `history`).
+
+        With `settings.llm_url`, the language model rewrites the extractive answer from the
+        same sources (`mode="llm"`); on any failure the extractive answer is returned.
+        """
         text, notices = self.prepare_question(question)
         retrieval = self.retrieve(text, history=history, filters=filters)
-        return compose_answer(text, retrieval, notices=notices)
+        answer = compose_answer(text, retrieval, notices=notices)
+        if self.settings.llm_url:
+            answer = generate_answer(self.settings, answer, history=history)
+        return answer
+
+    def ask_stream(
+        self,
+        question: str,
+        *,
+        history: Sequence[str] = (),
+        filters: Filters | None = None,
+    ) -> Iterator[Answer]:
+        """Like `ask`, as a stream: with `settings.llm_url`, partial answers (`mode="streaming"`)
+        as the model's tokens arrive, then the final answer (validated `mode="llm"`, or the
+        extractive fallback). Without it, exactly one answer, the extractive one.
+
+        Question and index errors are raised when the first answer is requested.
+        """
+        text, notices = self.prepare_question(question)
+        retrieval = self.retrieve(text, history=history, filters=filters)
+        answer = compose_answer(text, retrieval, notices=notices)
+        if not self.settings.llm_url:
+            yield answer
+            return
+        yield from stream_answer(self.settings, answer, history=history)
 
     def status(self) -> Status:
         version = current_version(self.index_dir)
         if version is None:
-            return Status(str(self.index_dir), str(self.corpus_dir), None, None, 0, 0, None, None, ())
+            return Status(
+                str(self.index_dir), str(self.corpus_dir), None, None, 0, 0, None, None, ()
+            )
         index = self.index()
         m = index.manifest
         return Status(
