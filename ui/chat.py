@@ -12,9 +12,10 @@ import json
 import logging
 import sqlite3
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from assistant.feedback import FeedbackStore
+from assistant.llm import STREAMING
 from assistant.models import Answer, Filters
 from assistant.service import Assistant
 from corpus.errors import AssistantError
@@ -147,6 +148,56 @@ class ChatHandlers:
         chat.append({"role": "assistant", "content": answer_html(answer)})
         history.append(answer.question)
         return chat, history, answer, ""
+
+    def respond_stream(
+        self,
+        question: str,
+        chat: list[Message] | None,
+        history: list[str] | None,
+        types: Sequence[str] | None = None,
+        themes: Sequence[str] | None = None,
+        zones: Sequence[str] | None = None,
+        date_from: str | None = None,
+        date_to: str | None = None,
+    ) -> Iterator[tuple[list[Message], list[str], Answer | None, str]]:
+        """`respond` as a generator, for a chat that shows the answer growing.
+
+        With a language model, yields (messages, history, partial answer, "") as its tokens
+        arrive — partial answers have `mode == STREAMING` and the history is not extended yet —
+        then the final item, exactly what `respond` returns (the validated model answer, or
+        the extractive one that replaces the streamed text). Without a model, yields once.
+        """
+        chat = list(chat or [])
+        history = list(history or [])
+        text = (question or "").strip()
+        answer: Answer | None = None
+        try:
+            filters = make_filters(types, themes, zones, date_from, date_to)
+            for answer in self.assistant.ask_stream(question, history=history, filters=filters):
+                if answer.mode == STREAMING:
+                    yield self._turn(chat, answer), history, answer, ""
+        except AssistantError as exc:
+            yield self._error(chat, text, str(exc)), history, None, question
+            return
+        except Exception:
+            log.exception("unexpected error while answering %r", text[:200])
+            yield self._error(chat, text, UNEXPECTED), history, None, question
+            return
+        if answer is None or answer.mode == STREAMING:  # cannot happen: ask_stream ends final
+            log.error("the answer stream ended without a final answer for %r", text[:200])
+            yield self._error(chat, text, UNEXPECTED), history, None, question
+            return
+        self._log(answer)
+        yield self._turn(chat, answer), [*history, answer.question], answer, ""
+
+    @staticmethod
+    def _turn(chat: list[Message], answer: Answer) -> list[Message]:
+        """`chat` followed by the question and `answer` (a new list)."""
+        return [
+            *chat,
+            {"role": "user", "content": esc(answer.question)},
+            {"role": "assistant", "content": answer_html(answer)},
+        ]
 
     @staticmethod
     def _error(chat: list[Message], question: str, message: str) -> list[Message]:

@@ -14,6 +14,8 @@ from assistant.models import Answer
 from assistant.retrieval import RetrievalParams
 from assistant.service import Assistant
 from tests.llm_server import FakeLLMServer, Reply, unused_port
+from ui.chat import ChatHandlers
+from ui.render import answer_html
 
 RURAL = "Comment financer l'ESS en milieu rural ?"
 GOOD = (
@@ -345,3 +347,54 @@ def test_messages_delimit_sources(extractive: Answer) -> None:
     assert system["role"] == "system" and user["role"] == "user"
     assert user["content"].count('<source n="') == len(extractive.citations)
     assert "Question : Question ?" in user["content"]
+
+
+# ---------------------------------------------------------------------- chat handlers
+
+
+def test_chat_without_llm_streams_one_final_turn(fake_assistant: Assistant) -> None:
+    fake_assistant.params = RetrievalParams(abstain_threshold=-1.0)
+    handlers = ChatHandlers(fake_assistant, None)
+    turns = list(handlers.respond_stream(RURAL, [], ["avant"]))
+    assert turns == [handlers.respond(RURAL, [], ["avant"])]
+    chat, history, answer, left = turns[0]
+    assert answer is not None and answer.mode == "extractive"
+    assert history == ["avant", RURAL] and left == "" and len(chat) == 2
+
+
+def test_chat_shows_the_answer_growing(assistant: Assistant, server: FakeLLMServer) -> None:
+    server.reply = Reply(content=GOOD, chunk_size=20)
+    handlers = ChatHandlers(assistant, None)
+    earlier = [{"role": "user", "content": "avant"}, {"role": "assistant", "content": "réponse"}]
+    turns = list(handlers.respond_stream(RURAL, earlier, ["avant"]))
+    *partial, final = turns
+    assert len(partial) >= 5
+    for chat, history, answer, left in partial:
+        assert answer is not None and answer.mode == llm.STREAMING
+        assert history == ["avant"] and left == "" and chat[:2] == earlier and len(chat) == 4
+    assert "TRESSONS" in partial[0][0][-1]["content"]
+    chat, history, answer, left = final
+    assert answer is not None and answer.mode == "llm" and answer.text == GOOD
+    assert history == ["avant", RURAL] and len(chat) == 4
+    assert '<a href="#source-2"' in chat[-1]["content"]
+    assert earlier == [
+        {"role": "user", "content": "avant"},
+        {"role": "assistant", "content": "réponse"},
+    ]
+
+
+def test_chat_replaces_a_rejected_stream_by_the_extractive_answer(
+    assistant: Assistant, server: FakeLLMServer, extractive: Answer
+) -> None:
+    server.reply = Reply(content="Une réponse sans aucune source.", chunk_size=5)
+    *partial, (chat, _, answer, _) = ChatHandlers(assistant, None).respond_stream(RURAL, [], [])
+    assert partial and answer == extractive
+    assert answer_html(extractive) == chat[-1]["content"]
+
+
+def test_chat_stream_errors_are_french_messages(assistant: Assistant) -> None:
+    turns = list(ChatHandlers(assistant, None).respond_stream("   ", [], ["avant"]))
+    assert len(turns) == 1
+    chat, history, answer, left = turns[0]
+    assert answer is None and history == ["avant"] and left == "   "
+    assert "Veuillez saisir une question" in chat[-1]["content"]
