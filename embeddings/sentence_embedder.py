@@ -113,7 +113,9 @@ def _embedding_dimension(model: Any) -> int:
 
 def _load(name_or_path: str) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # no «Loading weights» bar on every start
     try:
         return SentenceTransformer(name_or_path, device="cpu")
     except Exception as exc:  # hub, file system and format errors all mean "cannot load"

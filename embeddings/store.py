@@ -211,13 +211,28 @@ class ResourceIndex:
         cls, index_dir: Path, *, model: str | None = None, dimension: int | None = None
     ) -> ResourceIndex:
         """Load the current version; raise a clear error if it is missing, corrupt or mismatched."""
-        name = current_version(index_dir)
+        for _ in range(3):
+            name = current_version(index_dir)
+            try:
+                return cls._load_version(index_dir, name, model=model, dimension=dimension)
+            except IndexCorruptError:
+                # A build may have switched versions (and pruned this one) while we read it.
+                if current_version(index_dir) == name:
+                    raise
+        return cls._load_version(
+            index_dir, current_version(index_dir), model=model, dimension=dimension
+        )
+
+    @classmethod
+    def _load_version(
+        cls, index_dir: Path, name: str | None, *, model: str | None, dimension: int | None
+    ) -> ResourceIndex:
         if name is None:
             raise IndexNotFoundError(
                 f"aucun index dans {index_dir} : lancez `ess-assistant build` pour le construire"
             )
         folder = index_dir / "versions" / name
-        manifest = read_manifest(index_dir)
+        manifest = _manifest_at(folder)
         if model is not None and manifest.model != model:
             raise ModelMismatchError(
                 f"l'index de {index_dir} a été construit avec le modèle « {manifest.model} », "
@@ -278,7 +293,11 @@ def read_manifest(index_dir: Path) -> Manifest:
         raise IndexNotFoundError(
             f"aucun index dans {index_dir} : lancez `ess-assistant build` pour le construire"
         )
-    path = index_dir / "versions" / name / "manifest.json"
+    return _manifest_at(index_dir / "versions" / name)
+
+
+def _manifest_at(folder: Path) -> Manifest:
+    path = folder / "manifest.json"
     try:
         return Manifest.from_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, TypeError, KeyError) as exc:

@@ -251,6 +251,7 @@ def serve(assistant: Assistant) -> None:
         server_port=settings.port,
         share=False,
         show_error=True,
+        max_file_size=f"{settings.max_upload_mb}mb",
         css=CSS,
         theme=gr.themes.Soft(),
     )
