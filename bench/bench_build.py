@@ -1,0 +1,156 @@
+"""Build throughput: the project's full build vs raw `SentenceTransformer.encode` vs the
+machine's compute limit, on the same chunks, in one run.
+
+1. `build_index(..., full=True)` on N generated resources (bundled paragraphs recombined):
+   chunking, embedding (batches of 32), BM25, FAISS, atomic save; stage split from the
+   build's progress callback.
+2. Raw `model.encode(["passage: " + chunk text …], batch_size=32)` on the chunks of that build.
+   Pipeline and raw runs alternate (A B B A in full mode) so load changes hit both alike.
+3. The ceiling: the fp32 matmul rate measured with torch (2048×2048, 2 threads) and the
+   model's FLOPs per chunk (12 layers, hidden 384, ff 1536; 2·params_per_token·tokens +
+   attention 4·layers·tokens²·hidden) give the chunks/s the machine could reach at best.
+
+    python bench/bench_build.py [--quick] [--resources N] [--work-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import time
+from itertools import pairwise
+from pathlib import Path
+
+from common import (
+    DEFAULT_WORK,
+    generate_resources,
+    load_average,
+    machine_line,
+    print_table,
+    rss_mb,
+    setup_offline,
+)
+
+LAYERS, HIDDEN, FF = 12, 384, 1536
+PARAMS_PER_TOKEN = LAYERS * (4 * HIDDEN * HIDDEN + 2 * HIDDEN * FF)  # weights met per token
+
+
+def chunk_flops(tokens: int) -> float:
+    """Forward FLOPs of multilingual-e5-small on one sequence of `tokens` tokens."""
+    return 2.0 * PARAMS_PER_TOKEN * tokens + 4.0 * LAYERS * tokens * tokens * HIDDEN
+
+
+def matmul_gflops(threads: int = 2, size: int = 2048, repeats: int = 8) -> float:
+    """Best fp32 matmul rate in GFLOP/s over `repeats` products of two size×size matrices."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * size**3 / best / 1e9
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="30 resources, one round")
+    parser.add_argument("--resources", type=int, default=None, help="default 250 (quick 30)")
+    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK)
+    args = parser.parse_args(argv)
+    setup_offline()
+    logging.basicConfig(level=logging.WARNING)
+
+    import torch
+
+    from corpus.chunking import ChunkingSettings
+    from embeddings.builder import build_index
+    from embeddings.loading import load_embedder
+    from embeddings.sentence_embedder import SentenceTransformerEmbedder
+    from embeddings.store import ResourceIndex
+
+    torch.set_num_threads(2)
+    count = args.resources or (30 if args.quick else 250)
+    rounds = ("pipeline", "raw") if args.quick else ("pipeline", "raw", "raw", "pipeline")
+    resources = generate_resources(count)
+    embedder = load_embedder(None, cache_dir=args.work_dir / "cache")
+    assert isinstance(embedder, SentenceTransformerEmbedder)
+    model = embedder.model
+    embedder.embed_documents(["échauffement du modèle"] * 4)
+    chunking = ChunkingSettings()
+    index_dir = args.work_dir / "build-index"
+
+    times: dict[str, list[float]] = {"pipeline": [], "raw": []}
+    stages: dict[str, float] = {}
+    texts: list[str] = []
+    load_start = load_average()
+    for name in rounds:
+        if name == "pipeline":
+            shutil.rmtree(index_dir, ignore_errors=True)
+            marks: list[tuple[str, float]] = []
+
+            def progress(done: int, total: int, stage: str, marks: list = marks) -> None:
+                if not marks or marks[-1][0] != stage:
+                    marks.append((stage, time.perf_counter()))
+
+            t0 = time.perf_counter()
+            report = build_index(resources, embedder=embedder, index_dir=index_dir,
+                                 chunking=chunking, full=True, progress=progress)  # fmt: skip
+            end = time.perf_counter()
+            times["pipeline"].append(end - t0)
+            bounds = [("chunking", t0), *marks, ("end", end)]
+            for (stage, start), (_, stop) in pairwise(bounds):
+                stages[stage] = stages.get(stage, 0.0) + stop - start
+            if not texts:
+                index = ResourceIndex.load(index_dir)
+                texts = [embedder.document_prefix + c.embedding_text() for c in index.chunks]
+                del index
+        else:
+            t0 = time.perf_counter()
+            model.encode(texts, batch_size=32, convert_to_numpy=True, show_progress_bar=False)
+            times["raw"].append(time.perf_counter() - t0)
+    load_end = load_average()
+
+    n = len(texts)
+    tokens = [len(ids) for ids in model.tokenizer(texts, truncation=True, max_length=512)["input_ids"]]
+    flops = sum(chunk_flops(t) for t in tokens)
+    gflops = matmul_gflops()
+    ceiling = n / (flops / (gflops * 1e9))
+    pipeline = n / (sum(times["pipeline"]) / len(times["pipeline"]))
+    raw = n / (sum(times["raw"]) / len(times["raw"]))
+
+    print(machine_line())
+    print(f"load average at start {load_start}, at end {load_end}; RSS {rss_mb():.0f} MB")
+    print(f"{count} resources → {n} chunks ({report.total_chunks} in the index), "
+          f"{sum(tokens) / n:.0f} tokens per chunk on average (prefix included), "
+          f"{flops / n / 1e9:.2f} GFLOP per chunk; rounds: {' '.join(rounds)}")  # fmt: skip
+    print()
+    print_table(
+        ["what", "seconds (mean)", "chunks/s", "vs raw encode", "vs compute limit"],
+        [
+            ("build_index full (pipeline)", n / pipeline, pipeline, f"{pipeline / raw:.2f}x",
+             f"{pipeline / ceiling:.2f}x"),
+            ("model.encode, batch 32 (raw)", n / raw, raw, "1.00x", f"{raw / ceiling:.2f}x"),
+            (f"compute limit ({gflops:.0f} GFLOP/s fp32 matmul)", n / ceiling, ceiling,
+             f"{ceiling / raw:.2f}x", "1.00x"),
+        ],
+    )  # fmt: skip
+    print()
+    runs = len(times["pipeline"])
+    print_table(
+        ["pipeline stage (mean of runs)", "seconds", "share"],
+        [(stage, s / runs, f"{100 * s / sum(stages.values()):.1f} %")
+         for stage, s in stages.items() if stage != "Terminé"],
+    )
+    target = "met" if pipeline >= 0.9 * raw else "MISSED"
+    print(f"\ntarget pipeline ≥ 0.9 × raw: {pipeline / raw:.2f} → {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

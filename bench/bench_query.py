@@ -1,0 +1,314 @@
+"""Warm query latency at 10 k, 100 k and 1 M chunks: end to end through `Assistant.ask` and per
+stage, with RSS, index size on disk, and the FAISS index choice (exact vs HNSW, recall@10).
+
+Data. Real embeddings: `--real` French-like chunk texts (bundled sentences recombined) are
+embedded with the default model (cached in the work dir), and the questions (evaluation set +
+variations, ≥ 200) with its query prefix. Large sizes are generated around them, without
+embedding millions of texts: each vector is
+``normalize(a·C_i + (1 − a)·C_j + s·(C_k − C_l) + e)`` with C the real chunk embeddings,
+i, j, k, l drawn at random, a ~ U(0.5, 1), s ~ N(0, 0.35) and e isotropic noise of norm
+about 0.1, so vectors stay on the model's (anisotropic) manifold and keep near neighbours;
+the top-1 cosine of the real questions is printed for the real and the generated sets.
+The lexical side indexes generated French-like chunk texts (bundled sentences recombined,
+~750 characters, 8 chunks per resource). The `ResourceIndex` is built directly, saved, then
+loaded by the `Assistant` as in production.
+
+    python bench/bench_query.py [--quick] [--sizes 10000,100000] [--real 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from common import (
+    DEFAULT_WORK,
+    dir_size_mb,
+    load_average,
+    machine_line,
+    ms_stats,
+    print_table,
+    questions,
+    rss_mb,
+    setup_offline,
+    synthetic_chunks,
+)
+
+K = 10
+HNSW_GRID = ((32, 40, 32), (32, 40, 64), (32, 80, 64), (32, 80, 128))  # M, efConstruction, efSearch
+
+
+def generated_vectors(real: np.ndarray, count: int, *, seed: int = 3) -> np.ndarray:
+    """`count` L2-normalized vectors from a mixture around the real embeddings (module doc)."""
+    rng = np.random.default_rng(seed)
+    n, dim = real.shape
+    out = np.empty((count, dim), dtype=np.float32)
+    step = 100_000
+    for start in range(0, count, step):
+        m = min(step, count - start)
+        i, j, k, ll = (rng.integers(0, n, m) for _ in range(4))
+        a = rng.uniform(0.5, 1.0, (m, 1)).astype(np.float32)
+        s = rng.normal(0.0, 0.35, (m, 1)).astype(np.float32)
+        e = rng.normal(0.0, 0.1 / np.sqrt(dim), (m, dim)).astype(np.float32)
+        v = a * real[i] + (1 - a) * real[j] + s * (real[k] - real[ll]) + e
+        out[start : start + m] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return out
+
+
+def real_embeddings(embedder, count: int, work: Path) -> np.ndarray:
+    """Embeddings of `count` generated chunk texts (cached in `work`)."""
+    cache = work / f"real-embeddings-{count}.npy"
+    if cache.is_file():
+        return np.load(cache)
+    chunks, _ = synthetic_chunks(count, seed=99)
+    vectors = embedder.embed_documents([c.embedding_text() for c in chunks])
+    work.mkdir(parents=True, exist_ok=True)
+    np.save(cache, vectors)
+    return vectors
+
+
+def dense_bench(
+    vectors: np.ndarray, queries: np.ndarray, hnsw: object | None = None
+) -> list[tuple[str, float, float, float, float]]:
+    """(label, build s, p50 ms, p95 ms, recall@10) for exact search and HNSW settings."""
+    import faiss
+
+    from embeddings import store
+
+    flat = faiss.IndexFlatIP(vectors.shape[1])
+    t0 = time.perf_counter()
+    flat.add(vectors)
+    flat_build = time.perf_counter() - t0
+    truth: list[set[int]] = []
+    lat: list[float] = []
+    for q in queries:
+        t0 = time.perf_counter()
+        _, ids = flat.search(q.reshape(1, -1), K)
+        lat.append(time.perf_counter() - t0)
+        truth.append(set(ids[0].tolist()))
+    p50, p95, _ = ms_stats(lat)
+    rows = [("exact (IndexFlatIP)", flat_build, p50, p95, 1.0)]
+    del flat
+    built: dict[tuple[int, int], tuple[object, float]] = {}
+    for m, efc, efs in HNSW_GRID:
+        if (m, efc) not in built:
+            if hnsw is not None and (m, efc) == (store.HNSW_M, store.HNSW_EF_CONSTRUCTION):
+                built[(m, efc)] = (hnsw, float("nan"))  # the index the store built (timed above)
+            else:
+                index = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+                index.hnsw.efConstruction = efc
+                t0 = time.perf_counter()
+                index.add(vectors)
+                built[(m, efc)] = (index, time.perf_counter() - t0)
+        index, build_s = built[(m, efc)]
+        index.hnsw.efSearch = efs  # type: ignore[attr-defined]
+        lat, hits = [], 0
+        for q, t in zip(queries, truth, strict=True):
+            t0 = time.perf_counter()
+            _, ids = index.search(q.reshape(1, -1), K)  # type: ignore[attr-defined]
+            lat.append(time.perf_counter() - t0)
+            hits += len(t & set(ids[0].tolist()))
+        p50, p95, _ = ms_stats(lat)
+        rows.append((f"HNSW M={m} efC={efc} efS={efs}", build_s, p50, p95, hits / (K * len(queries))))
+    return rows
+
+
+def embed_threads(embedder, qs: Sequence[str]) -> list[tuple[str, float, float, float]]:
+    """Query embedding latency with torch on 1 and on 2 threads, alternated question by question."""
+    import torch
+
+    before = torch.get_num_threads()
+    lat: dict[int, list[float]] = {1: [], 2: []}
+    for q in qs:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            t0 = time.perf_counter()
+            embedder.embed_query(q)
+            lat[threads].append(time.perf_counter() - t0)
+    torch.set_num_threads(before)
+    return [(f"embed_query, torch threads {t}", *ms_stats(v)) for t, v in lat.items()]
+
+
+def time_stages(assistant, qs: Sequence[str]) -> dict[str, list[float]]:
+    """Per question, alternately: `Assistant.ask` end to end, then each stage of `retrieve` and
+    `compose_answer` called directly (same functions, same order as `retrieve`)."""
+    from assistant.compose import compose_answer
+    from assistant.models import Retrieval
+    from assistant.retrieval import _fuse, _group, allowed_mask, contextual_query, should_abstain
+
+    params = assistant.params
+    index = assistant.index()
+    embedder = assistant.embedder
+    out: dict[str, list[float]] = {k: [] for k in (
+        "Assistant.ask (end to end)", "embed query", "filter mask", "dense search",
+        "lexical search", "fusion + grouping", "answer composition")}  # fmt: skip
+    for question in qs:
+        t0 = time.perf_counter()
+        assistant.ask(question)
+        out["Assistant.ask (end to end)"].append(time.perf_counter() - t0)
+
+        text, _ = assistant.prepare_question(question)
+        query = contextual_query(text, ())
+        t0 = time.perf_counter()
+        qv = embedder.embed_query(query)
+        t1 = time.perf_counter()
+        mask = allowed_mask(index, None, include_private=False)
+        t2 = time.perf_counter()
+        dense = dict(index.search_dense(qv, params.candidates, mask))
+        t3 = time.perf_counter()
+        lexical = dict(index.lexical.search(query, params.candidates, allowed=mask))
+        t4 = time.perf_counter()
+        missing = [r for r in set(dense) | set(lexical) if r not in dense]
+        if missing:
+            dense.update(zip(missing, map(float, index.vectors[np.asarray(missing)] @ qv), strict=True))
+        fused = _fuse(dense, lexical, params)
+        ranked = _group(index, fused, dense, lexical, params.passages_per_resource)[
+            : assistant.settings.max_sources
+        ]
+        top_d, top_l = max(dense.values(), default=0.0), max(lexical.values(), default=0.0)
+        cov = top_l / (index.lexical.idf_sum(query) or 1.0)
+        retrieval = Retrieval(query=query, resources=tuple(ranked), top_dense=top_d,
+                              top_lexical=top_l, coverage=cov,
+                              abstain=not ranked or should_abstain(top_d, top_l, cov, params))  # fmt: skip
+        t5 = time.perf_counter()
+        compose_answer(text, retrieval)
+        t6 = time.perf_counter()
+        for key, a, b in (("embed query", t0, t1), ("filter mask", t1, t2), ("dense search", t2, t3),
+                          ("lexical search", t3, t4), ("fusion + grouping", t4, t5),
+                          ("answer composition", t5, t6)):  # fmt: skip
+            out[key].append(b - a)
+    return out
+
+
+def run_size(size: int, real: np.ndarray, qvecs: np.ndarray, qs: list[str], embedder, work: Path):
+    """Build, save and load an index of `size` chunks; time dense choices and queries."""
+    from assistant.service import Assistant
+    from assistant.settings import Settings
+    from corpus.chunking import ChunkingSettings
+    from embeddings import store
+    from embeddings.lexical import LexicalIndex
+    from embeddings.store import Manifest, ResourceIndex, index_type_name, make_faiss_index
+
+    print(f"\n## {size:,} chunks (load average {load_average()})", flush=True)
+    base_rss = rss_mb()
+    t0 = time.perf_counter()
+    chunks, resources = synthetic_chunks(size)
+    vectors = generated_vectors(real, size)
+    gen_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    lexical = LexicalIndex.build(chunks, resources=resources)
+    bm25_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    faiss_index = make_faiss_index(vectors)
+    faiss_s = time.perf_counter() - t0
+    index = ResourceIndex(
+        manifest=Manifest(model="multilingual-e5-small", dimension=vectors.shape[1],
+                          chunking=ChunkingSettings().as_dict(),
+                          resources={rid: "" for rid in resources}, chunk_count=size,
+                          index_type=index_type_name(faiss_index)),
+        resources=resources, chunks=chunks, vectors=vectors, lexical=lexical,
+        faiss_index=faiss_index,
+    )  # fmt: skip
+    build_rss = rss_mb()
+    top1 = np.max(vectors @ qvecs[:50].T, axis=0)
+    print(f"generated in {gen_s:.1f} s; BM25 build {bm25_s:.1f} s; FAISS "
+          f"{index_type_name(faiss_index)} build {faiss_s:.1f} s (EXACT_SEARCH_MAX="
+          f"{store.EXACT_SEARCH_MAX:,}); RSS after build {build_rss:.0f} MB "
+          f"(+{build_rss - base_rss:.0f}); question top-1 cosine p50 {np.median(top1):.3f}",
+          flush=True)  # fmt: skip
+
+    print("\ndense search alone, real question vectors, k=10, recall vs exact:")
+    hnsw = faiss_index if index_type_name(faiss_index) == "hnsw" else None
+    print_table(["index", "build s", "p50 ms", "p95 ms", "recall@10"], dense_bench(vectors, qvecs, hnsw))
+
+    index_dir = work / f"query-{size}" / "index"
+    import shutil
+
+    shutil.rmtree(index_dir.parent, ignore_errors=True)
+    t0 = time.perf_counter()
+    index.save(index_dir)
+    save_s = time.perf_counter() - t0
+    folder = index_dir / "versions" / index.version
+    sizes = {p.name: dir_size_mb(p) if p.is_dir() else p.stat().st_size / 1e6 for p in folder.iterdir()}
+    del index, chunks, resources, vectors, lexical, faiss_index
+    gc.collect()
+
+    settings = Settings(data_dir=work / f"query-{size}")
+    assistant = Assistant(settings, embedder=embedder)
+    t0 = time.perf_counter()
+    assistant.index()
+    load_s = time.perf_counter() - t0
+    serve_rss = rss_mb()
+    for q in qs[:5]:
+        assistant.ask(q)  # warm-up
+    stages = time_stages(assistant, qs)
+    print(f"\nsaved in {save_s:.1f} s, loaded in {load_s:.1f} s; on disk {sum(sizes.values()):.0f} MB "
+          f"({', '.join(f'{k} {v:.0f}' for k, v in sorted(sizes.items()))}); RSS serving "
+          f"{serve_rss:.0f} MB (process, model included); {len(qs)} questions, "
+          f"load average {load_average()}")  # fmt: skip
+    rows = []
+    for stage, values in stages.items():
+        p50, p95, mean = ms_stats(values)
+        rows.append((stage, p50, p95, mean))
+    print_table(["stage", "p50 ms", "p95 ms", "mean ms"], rows)
+    e2e_p95 = ms_stats(stages["Assistant.ask (end to end)"])[1]
+    del assistant
+    gc.collect()
+    return size, e2e_p95, sum(sizes.values()), serve_rss
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its tables."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 k and 100 k chunks, 200 real vectors")
+    parser.add_argument("--sizes", default=None, help="comma-separated chunk counts")
+    parser.add_argument("--real", type=int, default=None, help="real embeddings (default 1000, quick 200)")
+    parser.add_argument("--questions", type=int, default=220)
+    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK)
+    args = parser.parse_args(argv)
+    setup_offline()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+    import faiss
+    import torch
+
+    from embeddings.loading import load_embedder
+
+    torch.set_num_threads(2)
+    faiss.omp_set_num_threads(2)
+    sizes = [int(s) for s in (args.sizes or ("10000,100000" if args.quick else "10000,100000,1000000")).split(",")]
+    n_real = args.real or (200 if args.quick else 1000)
+    print(machine_line(), flush=True)
+    embedder = load_embedder(None, cache_dir=args.work_dir / "cache")
+    qs = questions(args.questions)
+    t0 = time.perf_counter()
+    real = real_embeddings(embedder, n_real, args.work_dir)
+    real_s = time.perf_counter() - t0
+    qvecs = np.ascontiguousarray(embedder.embed_queries(qs), dtype=np.float32)
+    print(f"{len(real)} real chunk embeddings ({real_s:.0f} s, cached), {len(qs)} questions", flush=True)
+
+    print(f"\nquery embedding alone, {len(qs)} questions (load average {load_average()}):")
+    print_table(["what", "p50 ms", "p95 ms", "mean ms"], embed_threads(embedder, qs))
+    top1 = np.max(real @ qvecs.T, axis=0)
+    print(f"question top-1 cosine on the real set: p50 {np.median(top1):.3f}")
+
+    print("\ndense search on the REAL embeddings only (exact vs HNSW), real question vectors:")
+    print_table(["index", "build s", "p50 ms", "p95 ms", "recall@10"], dense_bench(real, qvecs))
+
+    summary = [run_size(size, real, qvecs, qs, embedder, args.work_dir) for size in sizes]
+    print("\n## summary")
+    print_table(["chunks", "ask p95 ms", "on disk MB", "RSS MB"], summary)
+    for size, p95, _, _ in summary:
+        if size == 100_000:
+            print(f"target p95 ≤ 100 ms at 100 k chunks: {p95:.0f} ms → {'met' if p95 <= 100 else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
