@@ -68,8 +68,7 @@ class FakeLLMServer:
     @property
     def url(self) -> str:
         """The OpenAI-style base URL (`…/v1`)."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://127.0.0.1:{self._httpd.server_port}/v1"
 
     def start(self) -> FakeLLMServer:
         self._thread.start()
