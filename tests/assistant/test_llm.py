@@ -241,7 +241,7 @@ def test_slow_server_times_out(
     start = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="assistant.llm"):
         answers = list(assistant.ask_stream(RURAL)) if streamed else [assistant.ask(RURAL)]
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 2.5  # the server would take 3 s or more
     assert [a.mode for a in answers] == ["extractive"]
     assert answers[0].text == extractive.text
     assert "0.3 s" in caplog.text
@@ -251,15 +251,15 @@ def test_timeout_bounds_the_whole_stream(
     assistant: Assistant, server: FakeLLMServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Tokens keep coming, each well within the timeout, but the whole reply does not."""
-    assistant.settings = assistant.settings.with_(llm_timeout=0.4)
+    assistant.settings = assistant.settings.with_(llm_timeout=0.6)
     server.reply = Reply(content=GOOD, chunk_size=2, chunk_delay=0.05)
     start = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="assistant.llm"):
         answers = list(assistant.ask_stream(RURAL))
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 2.5  # the server would take 3 s or more
     assert answers[0].mode == llm.STREAMING  # some tokens were shown…
     assert answers[-1].mode == "extractive"  # …then replaced by the extractive answer
-    assert "no complete reply within 0.4 s" in caplog.text
+    assert "no complete reply within 0.6 s" in caplog.text
 
 
 @pytest.mark.parametrize("streamed", [False, True])
