@@ -187,6 +187,7 @@ class Answer:
             "abstained": self.abstained,
             "citations": [c.to_json() for c in self.citations],
             "notices": list(self.notices),
+            "mode": self.mode,
         }
 
     def as_dict(self) -> dict[str, Any]:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
 
 from assistant.feedback import FeedbackStore
+from assistant.llm import STREAMING
 from assistant.models import Answer
 from assistant.service import Assistant
 from ui.chat import VIEWER_EMPTY, ChatHandlers, filter_choices, source_choices
@@ -162,21 +164,26 @@ def _build_chat(demo: gr.Blocks, assistant: Assistant, feedback: FeedbackStore) 
 
     filters = [f_types, f_themes, f_zones, f_from, f_to]
 
-    def on_ask(q: str, chat: list, hist: list, *fields: Any) -> tuple:
-        chat, hist, answer, left = h.respond(q, chat, hist, *fields)
-        if answer is None:  # error: keep the previous answer's panels
-            return chat, hist, gr.skip(), left, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        choices = source_choices(answer)
-        return (
-            chat,
-            hist,
-            answer,
-            left,
-            h.sources(answer),
-            gr.Dropdown(choices=choices, value=choices[0][1] if choices else None),
-            VIEWER_EMPTY,
-            "",
-        )
+    def on_ask(q: str, chat: list, hist: list, *fields: Any) -> Iterator[tuple]:
+        # A generator: with a language model the answer grows in the chat, then the final
+        # answer (validated, or the extractive one replacing it) fills the panels.
+        for messages, questions, answer, left in h.respond_stream(q, chat, hist, *fields):
+            if answer is None:  # error: keep the previous answer's panels
+                yield messages, questions, gr.skip(), left, *[gr.skip()] * 4
+            elif answer.mode == STREAMING:  # the chat only; the panels wait for the end
+                yield messages, gr.skip(), gr.skip(), "", *[gr.skip()] * 4
+            else:
+                choices = source_choices(answer)
+                yield (
+                    messages,
+                    questions,
+                    answer,
+                    left,
+                    h.sources(answer),
+                    gr.Dropdown(choices=choices, value=choices[0][1] if choices else None),
+                    VIEWER_EMPTY,
+                    "",
+                )
 
     ask_outputs = [chatbot, history, last_answer, question, sources, pick, viewer, feedback_msg]
     ask_inputs = [question, chatbot, history, *filters]

@@ -133,21 +133,10 @@ class ChatHandlers:
         Errors become a French message in the chat; on error the question stays in the box
         and the previous answer stays current.
         """
-        chat = list(chat or [])
-        history = list(history or [])
-        text = (question or "").strip()
-        try:
-            filters = make_filters(types, themes, zones, date_from, date_to)
-            answer = self.ask(question, history, filters)
-        except AssistantError as exc:
-            return self._error(chat, text, str(exc)), history, None, question
-        except Exception:
-            log.exception("unexpected error while answering %r", text[:200])
-            return self._error(chat, text, UNEXPECTED), history, None, question
-        chat.append({"role": "user", "content": esc(answer.question)})
-        chat.append({"role": "assistant", "content": answer_html(answer)})
-        history.append(answer.question)
-        return chat, history, answer, ""
+        *_, last = self.respond_stream(
+            question, chat, history, types, themes, zones, date_from, date_to
+        )
+        return last
 
     def respond_stream(
         self,

@@ -101,7 +101,7 @@ def test_unexpected_error_is_not_a_traceback(
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(handlers.assistant, "ask", boom)
+    monkeypatch.setattr(handlers.assistant, "ask_stream", boom)
     chat, _, answer, _ = handlers.respond(RURAL, [], [])
     assert answer is None
     assert "erreur inattendue" in chat[-1]["content"]
