@@ -108,6 +108,8 @@ def _score(sentence: Sentence, terms: set[str], facts: set[str], rank: int, orde
     for kind in facts:
         if _FACT_PATTERNS[kind].search(sentence.text):
             score += 1.5 if overlap else 0.5
+    if sentence.text.rstrip().endswith("?"):
+        score -= 2.0  # a question in the source (a heading, a webinar's agenda) answers nothing
     n_words = len(sentence.text.split())
     if n_words < 4:
         score -= 1.0

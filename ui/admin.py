@@ -107,7 +107,8 @@ class AdminHandlers:
         note = (
             f"{pending} ressource(s) à reconstruire ou en erreur : "
             "cliquez sur « Reconstruire l'index »."
-            if pending else "L'index est à jour avec le dossier du corpus."
+            if pending
+            else "L'index est à jour avec le dossier du corpus."
         )
         return [r.as_list() for r in rows], gr.update(choices=choices, value=None), note
 
@@ -140,8 +141,13 @@ class AdminHandlers:
                 lines.append(f"❌ {name} : refusé — fichier trop volumineux (maximum {mb:g} Mo)")
                 continue
             try:
-                saved = save_upload(self.assistant.corpus_dir, name, path.read_bytes(),
-                                    max_bytes=max_bytes, overwrite=bool(overwrite))
+                saved = save_upload(
+                    self.assistant.corpus_dir,
+                    name,
+                    path.read_bytes(),
+                    max_bytes=max_bytes,
+                    overwrite=bool(overwrite),
+                )
             except AssistantError as exc:
                 lines.append(f"❌ {name} : refusé — {getattr(exc, 'reason', exc)}")
                 continue
@@ -201,9 +207,14 @@ class AdminHandlers:
         if self.feedback is None:
             return ()
         entries = [
-            [e.created_at, e.question, "👍" if e.rating == "up" else "👎", e.comment,
-             "oui" if e.abstained else "non",
-             "; ".join(str(c.get("title", "")) for c in e.citations if isinstance(c, dict))]
+            [
+                e.created_at,
+                e.question,
+                "👍" if e.rating == "up" else "👎",
+                e.comment,
+                "oui" if e.abstained else "non",
+                "; ".join(str(c.get("title", "")) for c in e.citations if isinstance(c, dict)),
+            ]
             for e in self.feedback.list()
         ]
         unanswered = [[q, n] for q, n in self.feedback.unanswered()]
@@ -244,13 +255,17 @@ def build_admin_tab(assistant: Assistant, feedback: FeedbackStore | None) -> Non
         status_md = gr.Markdown(elem_id="admin-status")
         refresh_btn = gr.Button("Actualiser", size="sm")
         pending_md = gr.Markdown()
-        table = gr.Dataframe(headers=RESOURCE_HEADERS, interactive=False, wrap=True,
-                             label="Ressources du corpus")
+        table = gr.Dataframe(
+            headers=RESOURCE_HEADERS, interactive=False, wrap=True, label="Ressources du corpus"
+        )
 
         with gr.Accordion("Ajouter des ressources", open=False):
-            files = gr.File(label=f"Fichiers ({', '.join(sorted(SUPPORTED_EXTENSIONS))})",
-                            file_count="multiple", type="filepath",
-                            file_types=sorted(SUPPORTED_EXTENSIONS))
+            files = gr.File(
+                label=f"Fichiers ({', '.join(sorted(SUPPORTED_EXTENSIONS))})",
+                file_count="multiple",
+                type="filepath",
+                file_types=sorted(SUPPORTED_EXTENSIONS),
+            )
             overwrite = gr.Checkbox(label="Remplacer un fichier du même nom", value=False)
             upload_btn = gr.Button("Ajouter au corpus")
             upload_md = gr.Markdown()
@@ -273,30 +288,51 @@ def build_admin_tab(assistant: Assistant, feedback: FeedbackStore | None) -> Non
             export_btn = gr.Button("Exporter en CSV", size="sm")
             export_file = gr.File(label="Export CSV", interactive=False)
             gr.Markdown("### Questions sans réponse (les plus fréquentes d'abord)")
-            unanswered_table = gr.Dataframe(headers=UNANSWERED_HEADERS, interactive=False,
-                                            wrap=True)
+            unanswered_table = gr.Dataframe(
+                headers=UNANSWERED_HEADERS, interactive=False, wrap=True
+            )
             feedback_outputs = [feedback_table, unanswered_table]
-            export_btn.click(h.export_csv, [logged], [export_file],
-                             api_name="admin_export_csv", **private)
+            export_btn.click(
+                h.export_csv, [logged], [export_file], api_name="admin_export_csv", **private
+            )
 
     view = [status_md, table, choice, pending_md, *feedback_outputs]
     login_btn.click(
-        h.login, [password], [logged, login_msg, login_box, panel],
-        api_name="admin_login", **private,
+        h.login,
+        [password],
+        [logged, login_msg, login_box, panel],
+        api_name="admin_login",
+        **private,
     ).then(h.refresh_if_logged, [logged], view, api_visibility="private")
     password.submit(
-        h.login, [password], [logged, login_msg, login_box, panel], api_visibility="private",
+        h.login,
+        [password],
+        [logged, login_msg, login_box, panel],
+        api_visibility="private",
     ).then(h.refresh_if_logged, [logged], view, api_visibility="private")
     refresh_btn.click(h.refresh, [logged], view, api_name="admin_refresh", **private)
     upload_btn.click(
-        h.upload, [logged, files, overwrite], [upload_md], api_name="admin_upload", **private,
+        h.upload,
+        [logged, files, overwrite],
+        [upload_md],
+        api_name="admin_upload",
+        **private,
     ).success(h.refresh, [logged], view, api_visibility="private")
     remove_btn.click(
-        h.remove, [logged, choice, confirm], [remove_md], api_name="admin_remove", **private,
+        h.remove,
+        [logged, choice, confirm],
+        [remove_md],
+        api_name="admin_remove",
+        **private,
     ).success(h.refresh, [logged], view, api_visibility="private")
     rebuild_btn.click(
-        _rebuild_fn(h), [logged, full], [rebuild_md], api_name="admin_rebuild",
-        concurrency_limit=1, concurrency_id=REBUILD_CONCURRENCY_ID, **private,
+        _rebuild_fn(h),
+        [logged, full],
+        [rebuild_md],
+        api_name="admin_rebuild",
+        concurrency_limit=1,
+        concurrency_id=REBUILD_CONCURRENCY_ID,
+        **private,
     ).success(h.refresh, [logged], view, api_visibility="private")
 
 

@@ -258,7 +258,7 @@ def serve(assistant: Assistant) -> None:
         server_port=settings.port,
         share=False,
         show_error=True,
-        max_file_size=f"{settings.max_upload_mb}mb",
+        max_file_size=int(settings.max_upload_mb * 1024 * 1024),
         css=CSS,
         theme=gr.themes.Soft(),
     )
