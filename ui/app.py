@@ -149,11 +149,8 @@ def _build_chat(demo: gr.Blocks, assistant: Assistant, feedback: FeedbackStore) 
         with gr.Column(scale=2):
             gr.Markdown("### Sources de la dernière réponse")
             sources = gr.HTML(citations_html(None), js_on_load=None, elem_id="sources")
-            with gr.Row():
-                pick = gr.Dropdown([], label="Source à afficher", scale=3, elem_id="source-pick")
-                view = gr.Button(
-                    "Voir la ressource", scale=1, min_width=120, elem_id="view-resource"
-                )
+            pick = gr.Dropdown([], label="Source à afficher", elem_id="source-pick")
+            view = gr.Button("Voir la ressource", elem_id="view-resource")
             with gr.Accordion("Ressource complète", open=False) as viewer_box:
                 viewer = gr.HTML(
                     VIEWER_EMPTY,
