@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="30 resources, one round")
-    parser.add_argument("--resources", type=int, default=None, help="default 250 (quick 30)")
+    parser.add_argument("--resources", type=int, default=None, help="default 120 (quick 30)")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK)
     args = parser.parse_args(argv)
     setup_offline()
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from embeddings.store import ResourceIndex
 
     torch.set_num_threads(2)
-    count = args.resources or (30 if args.quick else 250)
+    count = args.resources or (30 if args.quick else 120)
     rounds = ("pipeline", "raw") if args.quick else ("pipeline", "raw", "raw", "pipeline")
     resources = generate_resources(count)
     embedder = load_embedder(None, cache_dir=args.work_dir / "cache")

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="30 resources, 60 questions")
-    parser.add_argument("--resources", type=int, default=None, help="default 150 (quick 30)")
+    parser.add_argument("--resources", type=int, default=None, help="default 100 (quick 30)")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK)
     args = parser.parse_args(argv)
     setup_offline()
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from embeddings.store import ResourceIndex
 
     torch.set_num_threads(2)
-    count = args.resources or (30 if args.quick else 150)
+    count = args.resources or (30 if args.quick else 100)
     qs = questions(60 if args.quick else 220)
     cache = args.work_dir / "cache"
     data_dir = args.work_dir / "langchain"

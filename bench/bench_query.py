@@ -13,7 +13,7 @@ The lexical side indexes generated French-like chunk texts (bundled sentences re
 ~750 characters, 8 chunks per resource). The `ResourceIndex` is built directly, saved, then
 loaded by the `Assistant` as in production.
 
-    python bench/bench_query.py [--quick] [--sizes 10000,100000] [--real 1000]
+    python bench/bench_query.py [--quick] [--sizes 10000,100000] [--real 600]
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10 k and 100 k chunks, 200 real vectors")
     parser.add_argument("--sizes", default=None, help="comma-separated chunk counts")
-    parser.add_argument("--real", type=int, default=None, help="real embeddings (default 1000, quick 200)")
+    parser.add_argument("--real", type=int, default=None, help="real embeddings (default 600, quick 200)")
     parser.add_argument("--questions", type=int, default=220)
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK)
     args = parser.parse_args(argv)
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     faiss.omp_set_num_threads(2)
     sizes = [int(s) for s in (args.sizes or ("10000,100000" if args.quick else "10000,100000,1000000")).split(",")]
-    n_real = args.real or (200 if args.quick else 1000)
+    n_real = args.real or (200 if args.quick else 600)
     print(machine_line(), flush=True)
     embedder = load_embedder(None, cache_dir=args.work_dir / "cache")
     qs = questions(args.questions)
