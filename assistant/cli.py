@@ -59,7 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--method", choices=["lexical", "dense", "hybrid", "all"], default="hybrid"
     )
-    evaluate.add_argument("--details", action="store_true", help="tableau par question")
+    evaluate.add_argument(
+        "--summary",
+        action="store_true",
+        help="seulement les métriques, sans le tableau par question",
+    )
 
     imp = sub.add_parser(
         "import", parents=[common], help="importer un export de pages en fichiers Markdown"
@@ -210,7 +214,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     assistant = Assistant(_settings(args))
     _ensure_index(assistant)
-    print(run_eval_command(assistant, args.file, method=args.method, details=args.details))
+    print(run_eval_command(assistant, args.file, method=args.method, details=not args.summary))
     return 0
 
 

@@ -204,13 +204,13 @@ def format_report(results: dict[str, list[QuestionResult]], *, details: bool) ->
             + "  question"
         )
         lines += [head, "-" * len(head)]
-        for i, first in enumerate(results[methods[0]]):
+        for i, row in enumerate(results[methods[0]]):
             cells = []
             for m in methods:
                 r = results[m][i]
                 rank = "hors" if r.question.out_of_scope else (str(r.rank) if r.rank else "—")
                 cells.append(f"{rank + ('/abst' if r.abstained else ''):>9}")
-            q = first.question
+            q = row.question
             lines.append(
                 f"{q.id:<6} {q.category[:13]:<13} " + " ".join(cells) + f"  {q.question[:70]}"
             )
@@ -226,9 +226,10 @@ def format_report(results: dict[str, list[QuestionResult]], *, details: bool) ->
         ("abstention rappel", "abstention_recall"),
         ("abstention hors-sujet à tort", "in_scope_abstention_rate"),
     ]
-    first = metrics[methods[0]]
+    counts = metrics[methods[0]]
     lines.append(
-        f"{first.questions} questions ({first.in_scope} dans le périmètre, {first.out_of_scope} hors périmètre)"
+        f"{counts.questions} questions ({counts.in_scope} dans le périmètre, "
+        f"{counts.out_of_scope} hors périmètre)"
     )
     lines.append(f"{'métrique':<30}" + "".join(f"{m:>10}" for m in methods))
     for label, attr in rows:
@@ -246,7 +247,7 @@ def run_eval_command(assistant: Assistant, path: Path, *, method: str, details: 
     if any(m not in METHODS for m in methods):
         raise ConfigurationError(f"méthode inconnue « {method} »")
     questions = load_questions(path)
-    return format_report(evaluate(assistant, questions, methods), details=details or True)
+    return format_report(evaluate(assistant, questions, methods), details=details)
 
 
 __all__ = [

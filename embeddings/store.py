@@ -89,12 +89,14 @@ def _library_versions() -> dict[str, str]:
 def make_faiss_index(vectors: np.ndarray) -> faiss.Index:
     """Exact inner-product search up to `EXACT_SEARCH_MAX` vectors, HNSW above."""
     dim = vectors.shape[1]
+    index: faiss.Index
     if len(vectors) <= EXACT_SEARCH_MAX:
         index = faiss.IndexFlatIP(dim)
     else:
-        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = HNSW_EF_SEARCH
+        graph = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        graph.hnsw.efSearch = HNSW_EF_SEARCH
+        index = graph
     if len(vectors):
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     return index
@@ -172,9 +174,9 @@ class ResourceIndex:
             bitmap = np.packbits(allowed, bitorder="little")  # must outlive the search call
             selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
             if isinstance(self.faiss_index, faiss.IndexHNSWFlat):
-                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, k))
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, k))  # type: ignore[attr-defined]  # missing from faiss stubs
             else:
-                params = faiss.SearchParameters(sel=selector)
+                params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         scores, ids = self.faiss_index.search(q, min(k, n), params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
 

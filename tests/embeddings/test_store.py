@@ -97,3 +97,36 @@ def test_old_versions_are_pruned(built: Path) -> None:
     for _ in range(4):
         index.save(built)
     assert len(list((built / "versions").iterdir())) == 3  # current + 2 previous
+
+
+@pytest.mark.parametrize("exact_max", [10**9, 1000])  # exact search, then HNSW
+def test_filtered_search_on_large_indexes(monkeypatch: pytest.MonkeyPatch, exact_max: int) -> None:
+    """The FAISS selector path (≥ 20 000 allowed rows), exact and HNSW, honours the mask."""
+    import embeddings.store as store
+    from corpus.models import Chunk
+    from embeddings.lexical import LexicalIndex
+
+    monkeypatch.setattr(store, "EXACT_SEARCH_MAX", exact_max)
+    rng = np.random.default_rng(0)
+    n, dim = 40_000, 16
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    chunks = [Chunk(resource_id=f"r{i}", position=0, start=0, end=1, text="x") for i in range(n)]
+    manifest = store.Manifest(
+        model="m", dimension=dim, chunking={}, resources={}, chunk_count=n, index_type=""
+    )
+    index = store.ResourceIndex(
+        manifest=manifest,
+        resources={},
+        chunks=chunks,
+        vectors=vectors,
+        lexical=LexicalIndex(None, n),
+    )
+    assert store.index_type_name(index.faiss_index) == ("flat" if exact_max > n else "hnsw")
+    allowed = np.zeros(n, dtype=bool)
+    allowed[: n // 2] = True
+    query = vectors[n - 1]  # its own row is not allowed
+    got = index.search_dense(query, 10, allowed)
+    assert len(got) == 10 and all(allowed[r] for r, _ in got)
+    exact = np.argsort(-(vectors[: n // 2] @ query))[:10]
+    assert len({r for r, _ in got} & set(exact.tolist())) >= 8
