@@ -65,8 +65,9 @@ class ChunkingSettings:
         return data
 
 
-def _splitter(size: int, overlap: int, separators: tuple[str, ...],
-              length: Callable[[str], int] = len) -> RecursiveCharacterTextSplitter:
+def _splitter(
+    size: int, overlap: int, separators: tuple[str, ...], length: Callable[[str], int] = len
+) -> RecursiveCharacterTextSplitter:
     return RecursiveCharacterTextSplitter(
         chunk_size=size,
         chunk_overlap=overlap,

@@ -146,8 +146,9 @@ def extract_keywords(body: str) -> tuple[tuple[str, ...], str | None]:
         return (), None
     value = match.group("value").strip(" \t\u00a0")
     date = None
-    parts = re.split(rf"{_SPACE}*[-–]{_SPACE}*(?=(?:{_MONTH_RE}){_SPACE}+\d{{4}})", value,
-                     flags=re.IGNORECASE)
+    parts = re.split(
+        rf"{_SPACE}*[-–]{_SPACE}*(?=(?:{_MONTH_RE}){_SPACE}+\d{{4}})", value, flags=re.IGNORECASE
+    )
     if len(parts) > 1:
         value, date = parts[0], parse_french_date(parts[1])
     keywords = tuple(k.strip(" \t\u00a0") for k in value.split(",") if k.strip(" \t\u00a0"))
@@ -182,8 +183,9 @@ def tag_themes(title: str, text: str, *, min_hits: int = 2) -> tuple[str, ...]:
     lowered_title, lowered = title.lower(), text.lower()
     themes: list[str] = []
     for theme, patterns in _THEME_RULES.items():
-        hits = sum(len(re.findall(p, lowered)) + 2 * len(re.findall(p, lowered_title))
-                   for p in patterns)
+        hits = sum(
+            len(re.findall(p, lowered)) + 2 * len(re.findall(p, lowered_title)) for p in patterns
+        )
         if hits >= min_hits:
             themes.append(theme)
     return tuple(themes)

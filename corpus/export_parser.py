@@ -210,9 +210,7 @@ def _build(title_line: str, body: str, summary: str, meta: _Meta, source: str) -
     title = _clean_title(title_line)
     downloads = enrich.extract_downloads(body)
     keywords, keyword_date = enrich.extract_keywords(body)
-    download_date = next(
-        (enrich.parse_french_date(d.date) for d in downloads if d.date), None
-    )
+    download_date = next((enrich.parse_french_date(d.date) for d in downloads if d.date), None)
     date = download_date or keyword_date or enrich.first_full_date(body)
     return Resource(
         id=enrich.slugify(title),

@@ -14,13 +14,60 @@ from corpus.models import Resource
 
 logger = logging.getLogger(__name__)
 
-_DROPPED = ("script", "style", "noscript", "template", "iframe", "object", "embed", "svg",
-            "canvas", "head", "nav", "form", "button")
-_BLOCKS = ("p", "div", "section", "article", "main", "header", "footer", "aside", "h1", "h2",
-           "h3", "h4", "h5", "h6", "ul", "ol", "table", "tr", "blockquote", "pre", "figure",
-           "figcaption", "dl", "dt", "dd", "address", "hr")
-_DATE_META = ("date", "dc.date", "dc.date.issued", "dcterms.date", "dcterms.issued",
-              "article:published_time", "citation_publication_date", "pubdate")
+_DROPPED = (
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "iframe",
+    "object",
+    "embed",
+    "svg",
+    "canvas",
+    "head",
+    "nav",
+    "form",
+    "button",
+)
+_BLOCKS = (
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "header",
+    "footer",
+    "aside",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "ul",
+    "ol",
+    "table",
+    "tr",
+    "blockquote",
+    "pre",
+    "figure",
+    "figcaption",
+    "dl",
+    "dt",
+    "dd",
+    "address",
+    "hr",
+)
+_DATE_META = (
+    "date",
+    "dc.date",
+    "dc.date.issued",
+    "dcterms.date",
+    "dcterms.issued",
+    "article:published_time",
+    "citation_publication_date",
+    "pubdate",
+)
 
 
 def _meta(soup: BeautifulSoup, names: tuple[str, ...]) -> str | None:

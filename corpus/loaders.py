@@ -144,4 +144,3 @@ def load_corpus(folder: Path) -> CorpusLoad:
         resources.append(resource)
     logger.info("loaded %d resources (%d errors) from %s", len(resources), len(errors), folder)
     return CorpusLoad(tuple(resources), tuple(errors))
-

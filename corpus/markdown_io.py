@@ -74,9 +74,7 @@ def resource_to_markdown(resource: Resource) -> str:
         ],
         "summary": summary,
     }
-    header = yaml.dump(
-        front, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=10_000
-    )
+    header = yaml.dump(front, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=10_000)
     return f"---\n{header}---\n\n{resource.body}"
 
 
@@ -180,9 +178,7 @@ def _downloads(front: dict[str, Any], where: str) -> tuple[Download, ...]:
     return tuple(downloads)
 
 
-def _resource_from_front(
-    front: dict[str, Any], body: str, where: str, stem_id: str
-) -> Resource:
+def _resource_from_front(front: dict[str, Any], body: str, where: str, stem_id: str) -> Resource:
     title = _text(front, "title", where)
     if not title:
         raise InvalidResourceError(where, "le front matter n'a pas de «title»")

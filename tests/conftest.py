@@ -12,11 +12,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from assistant.service import Assistant  # noqa: E402
-from assistant.settings import Settings  # noqa: E402
-from corpus.bundled import bundled_corpus_dir  # noqa: E402
-from embeddings.base import register_embedder, unregister_embedder  # noqa: E402
-from tests.fakes import FAKE_MODEL, FakeEmbedder  # noqa: E402
+from assistant.service import Assistant
+from assistant.settings import Settings
+from corpus.bundled import bundled_corpus_dir
+from embeddings.base import register_embedder, unregister_embedder
+from tests.fakes import FAKE_MODEL, FakeEmbedder
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "tests" / "data"

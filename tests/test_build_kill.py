@@ -41,15 +41,22 @@ def _env(settings: Settings, markers: Path, stage: str = "") -> dict[str, str]:
 def _run_build(settings: Settings, markers: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tests.slow_build", "build", *args],
-        cwd=REPO, env=_env(settings, markers), capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        env=_env(settings, markers),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def _kill_at(settings: Settings, markers: Path, stage: str) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.slow_build", "build", "--full"],
-        cwd=REPO, env=_env(settings, markers, stage),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO,
+        env=_env(settings, markers, stage),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 90

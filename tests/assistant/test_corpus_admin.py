@@ -49,7 +49,18 @@ def test_sanitize_filename(given: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "given",
-    ["", "..", "/", ".md", "—.txt", "’’.md", "rapport.exe", "script.md.sh", "sans-extension", "README.md"],
+    [
+        "",
+        "..",
+        "/",
+        ".md",
+        "—.txt",
+        "’’.md",
+        "rapport.exe",
+        "script.md.sh",
+        "sans-extension",
+        "README.md",
+    ],
 )
 def test_sanitize_filename_refuses(given: str) -> None:
     with pytest.raises(InvalidResourceError):
@@ -65,8 +76,9 @@ def test_traversal_names_stay_inside_the_corpus(tmp_path: Path, name: str) -> No
     assert saved.parent == corpus
     assert saved.resolve().is_relative_to(corpus.resolve())
     assert not (tmp_path / "etc").exists() and not (tmp_path / "x.md").exists()
-    assert _tree(tmp_path) - {"corpus"} - {str(Path("corpus") / p) for p in _tree(corpus)} \
-        == outside_before - {"corpus"}
+    assert _tree(tmp_path) - {"corpus"} - {
+        str(Path("corpus") / p) for p in _tree(corpus)
+    } == outside_before - {"corpus"}
     assert _tree(corpus) == {saved.name}  # no temporary leftovers
 
 
@@ -183,7 +195,9 @@ def test_remove_resource_deletes_only_its_file(fake_assistant: Assistant) -> Non
     assert remove_resource(corpus, "nouvelle", fake_assistant.index()).name == "nouvelle.txt"
 
 
-def test_remove_refuses_a_file_outside_the_corpus(fake_assistant: Assistant, tmp_path: Path) -> None:
+def test_remove_refuses_a_file_outside_the_corpus(
+    fake_assistant: Assistant, tmp_path: Path
+) -> None:
     # Index built from one folder, removal asked on another: the indexed file is outside it.
     other = tmp_path / "autre-corpus"
     other.mkdir()

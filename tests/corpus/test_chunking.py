@@ -56,11 +56,26 @@ def test_offsets_literal(body: str, size: int, overlap: int) -> None:
 
 def test_offsets_random_texts() -> None:
     rng = random.Random(20240601)
-    atoms = ["économie", "l’ESS", f"«{NBSP}ok{NBSP}»", f"{NBSP}:", "?", "!", ".", "\n", "\n\n",
-             "Paragraphe répété.", "y" * 40, " ", "; ", "…"]
+    atoms = [
+        "économie",
+        "l’ESS",
+        f"«{NBSP}ok{NBSP}»",
+        f"{NBSP}:",
+        "?",
+        "!",
+        ".",
+        "\n",
+        "\n\n",
+        "Paragraphe répété.",
+        "y" * 40,
+        " ",
+        "; ",
+        "…",
+    ]
     for _ in range(400):
-        body = "".join(rng.choice(atoms) + rng.choice(["", " ", ". "])
-                       for _ in range(rng.randint(0, 300)))
+        body = "".join(
+            rng.choice(atoms) + rng.choice(["", " ", ". "]) for _ in range(rng.randint(0, 300))
+        )
         if rng.random() < 0.3:
             body = (body + "\n\n") * 3
         size = rng.randint(10, 400)
@@ -81,8 +96,12 @@ def test_first_chunk_and_coverage() -> None:
 
 def test_count_tokens_splits_further() -> None:
     body = PARAGRAPH * 10
-    chunks = check(body, ChunkingSettings(size=800, overlap=100),
-                   count_tokens=lambda t: len(t.split()), max_tokens=20)
+    chunks = check(
+        body,
+        ChunkingSettings(size=800, overlap=100),
+        count_tokens=lambda t: len(t.split()),
+        max_tokens=20,
+    )
     assert all(len(c.text.split()) <= 20 for c in chunks)
 
 

@@ -158,11 +158,18 @@ def test_real_seed_file() -> None:
         " contractualisation en faveur de l'ESS",
         "Fiche Déniché pour vous n°87 : Collectif GARE",
         "Panorama de projets d'ESS dans les territoires ruraux - TRESSONS",
-        "RepèrESS \"Développer l'ESS dans les quartiers politique de la ville\"",
+        'RepèrESS "Développer l\'ESS dans les quartiers politique de la ville"',
     ]
     by_kind = {r.kind for r in resources}
-    assert {"Guide", "Fiche technique", "Compte rendu de webinaire", "Fiche initiative",
-            "Panorama", "Compte rendu de débat", "Étude"} <= by_kind
+    assert {
+        "Guide",
+        "Fiche technique",
+        "Compte rendu de webinaire",
+        "Fiche initiative",
+        "Panorama",
+        "Compte rendu de débat",
+        "Étude",
+    } <= by_kind
     for resource in resources:
         first_paragraph = resource.body.split("\n\n")[0]
         assert resource.body.count(first_paragraph) == 1, resource.id

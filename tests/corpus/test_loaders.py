@@ -44,7 +44,10 @@ def test_markdown_without_front_matter(tmp_path: Path) -> None:
     path = write(tmp_path / "Économie Locale.markdown", "# Économie locale\n\nTexte.\n")
     resource = load_file(path)
     assert (resource.id, resource.title, resource.body) == (
-        "economie-locale", "Économie locale", "Texte.\n")
+        "economie-locale",
+        "Économie locale",
+        "Texte.\n",
+    )
 
 
 def test_txt_with_bom_and_crlf(tmp_path: Path) -> None:
@@ -85,8 +88,11 @@ def test_html_title_from_h1(tmp_path: Path) -> None:
 
 def test_pdf_text_layer(tmp_path: Path) -> None:
     path = tmp_path / "guide.pdf"
-    path.write_bytes(make_pdf(["Économie sociale et solidaire", "Les coopératives d’activité."],
-                              title="Guide « ESS »"))
+    path.write_bytes(
+        make_pdf(
+            ["Économie sociale et solidaire", "Les coopératives d’activité."], title="Guide « ESS »"
+        )
+    )
     resource = load_file(path)
     assert resource.title == "Guide « ESS »"
     assert "Économie sociale et solidaire" in resource.body

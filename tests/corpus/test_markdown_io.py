@@ -38,8 +38,19 @@ def test_round_trip_is_exact_for_body_and_fields() -> None:
     back = resource_from_markdown(text, "guide-ess.md")
     assert back.body == RESOURCE.body
     assert back.summary == "Première ligne\n\nSeconde ligne"
-    for field in ("id", "title", "type", "kind", "themes", "keywords", "date", "zone", "url",
-                  "private", "downloads"):
+    for field in (
+        "id",
+        "title",
+        "type",
+        "kind",
+        "themes",
+        "keywords",
+        "date",
+        "zone",
+        "url",
+        "private",
+        "downloads",
+    ):
         assert getattr(back, field) == getattr(RESOURCE, field), field
 
 

@@ -29,11 +29,14 @@ PARAMS = RetrievalParams(abstain_threshold=-10.0)
 
 
 def _chunks_of(path: Path, settings: Settings, embedder: FakeEmbedder) -> int:
-    return len(split_resource(
-        load_file(path),
-        settings=ChunkingSettings(size=settings.chunk_size, overlap=settings.chunk_overlap),
-        count_tokens=embedder.count_tokens, max_tokens=embedder.max_tokens,
-    ))
+    return len(
+        split_resource(
+            load_file(path),
+            settings=ChunkingSettings(size=settings.chunk_size, overlap=settings.chunk_overlap),
+            count_tokens=embedder.count_tokens,
+            max_tokens=embedder.max_tokens,
+        )
+    )
 
 
 def test_edit_add_delete_rebuilds_only_what_changed(
@@ -138,15 +141,20 @@ def test_build_index_directly_counts_and_reuses_vectors(
     chunking = ChunkingSettings(size=800, overlap=120)
     index_dir = tmp_path / "index"
     loaded = load_corpus(corpus_copy)
-    first = build_index(loaded.resources, embedder=fake_embedder, index_dir=index_dir,
-                        chunking=chunking)
+    first = build_index(
+        loaded.resources, embedder=fake_embedder, index_dir=index_dir, chunking=chunking
+    )
     assert first.reason == "premier index" and first.full
     (corpus_copy / EDITED).write_text(
         (corpus_copy / EDITED).read_text(encoding="utf-8").replace("Forum", "Salon"),
         encoding="utf-8",
     )
-    second = build_index(load_corpus(corpus_copy).resources, embedder=fake_embedder,
-                         index_dir=index_dir, chunking=chunking)
+    second = build_index(
+        load_corpus(corpus_copy).resources,
+        embedder=fake_embedder,
+        index_dir=index_dir,
+        chunking=chunking,
+    )
     assert second.summary_line() == "added 0, changed 1, removed 0, unchanged 8, errors 0"
     assert second.total_chunks == first.total_chunks
 
@@ -164,8 +172,9 @@ def test_lock_held_refuses_a_second_build(fake_assistant: Assistant) -> None:
     assert fake_assistant.build().summary_line().startswith("added 0")
 
 
-def test_cli_reports_the_lock(fake_settings: Settings, capsys: pytest.CaptureFixture[str],
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_reports_the_lock(
+    fake_settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from assistant.cli import main
 
     monkeypatch.setenv("ESS_ASSISTANT_DATA_DIR", str(fake_settings.data_dir))

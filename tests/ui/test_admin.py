@@ -29,8 +29,14 @@ def admin_assistant(fake_settings: Settings, fake_embedder: FakeEmbedder) -> Ass
 @pytest.fixture
 def feedback(tmp_path: Path) -> FeedbackStore:
     store = FeedbackStore(tmp_path / "feedback.sqlite3")
-    store.add(question="Comment financer ?", answer_text="Ainsi [1].", citations=[{"n": 1, "title": "Guide"}],
-              rating="down", comment="=trop court", abstained=False)
+    store.add(
+        question="Comment financer ?",
+        answer_text="Ainsi [1].",
+        citations=[{"n": 1, "title": "Guide"}],
+        rating="down",
+        comment="=trop court",
+        abstained=False,
+    )
     for q in ("Quel budget ?", "quel  budget ?", "Qui contacter ?"):
         store.log_question(q, abstained=True)
     return store
@@ -98,7 +104,9 @@ def test_refresh_after_failed_login_changes_nothing(handlers: AdminHandlers) -> 
 
 def test_upload_remove_rebuild_cycle(handlers: AdminHandlers, tmp_path: Path) -> None:
     good = tmp_path / "Fiche Épicerie solidaire.md"
-    good.write_text("# Épicerie solidaire\n\nLa zorglubette finance les épiceries.\n", encoding="utf-8")
+    good.write_text(
+        "# Épicerie solidaire\n\nLa zorglubette finance les épiceries.\n", encoding="utf-8"
+    )
     bad = tmp_path / "cassé.md"
     bad.write_text("---\ntitle: [non fermé\n---\n\ncorps\n", encoding="utf-8")
     exe = tmp_path / "virus.exe"
