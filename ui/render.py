@@ -21,7 +21,7 @@ Span = tuple[int, int]
 # A layer of spans to wrap: (spans, opening tag, closing tag). Earlier layers wrap outside.
 Layer = tuple[Sequence[Span], str, str]
 
-_MONTHS = (
+MONTHS = (  # French month names, for dates shown to users
     "janvier",
     "février",
     "mars",
@@ -109,7 +109,7 @@ def french_date(date: str | None) -> str:
     year, month, day = match.groups()
     if not month or not 1 <= int(month) <= 12:
         return year
-    text = f"{_MONTHS[int(month) - 1]} {year}"
+    text = f"{MONTHS[int(month) - 1]} {year}"
     if day and 1 <= int(day) <= 31:
         text = f"{'1er' if int(day) == 1 else int(day)} {text}"
     return text

@@ -22,6 +22,7 @@ from corpus.bundled import bundled_corpus_dir
 from corpus.loaders import load_corpus
 from tests.browser.conftest import ANSWER_WAIT, WAIT, LiveApp
 from ui.chat import THANKS
+from ui.render import MONTHS
 
 pytestmark = pytest.mark.browser
 
@@ -79,26 +80,9 @@ def test_answer_has_citations_and_sources_panel(page: Any, artifacts: Path) -> N
     meta = _norm(first.find_element(By.CSS_SELECTOR, ".source-meta").text)
     kind, _, date = meta.partition(" · ")
     assert kind, f"no type in the source meta line {meta!r}"
-    assert (
-        any(
-            m in date
-            for m in (
-                "janvier",
-                "février",
-                "mars",
-                "avril",
-                "mai",
-                "juin",
-                "juillet",
-                "août",
-                "septembre",
-                "octobre",
-                "novembre",
-                "décembre",
-            )
-        )
-        or date[:4].isdigit()
-    ), f"no date in the source meta line {meta!r}"
+    assert any(m in date for m in MONTHS) or date[:4].isdigit(), (
+        f"no date in the source meta line {meta!r}"
+    )
     passage = first.find_element(By.CSS_SELECTOR, "blockquote.passage")
     marks = passage.find_elements(By.TAG_NAME, "mark")
     assert marks and all(m.is_displayed() for m in marks)
