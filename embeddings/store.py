@@ -39,7 +39,7 @@ from embeddings.lexical import LexicalIndex
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-EXACT_SEARCH_MAX = 100_000  # above: HNSW (exact search costs ~40 ms at 100 k chunks; bench/RESULTS.md)
+EXACT_SEARCH_MAX = 50_000  # above: HNSW (exact search: ~40 ms p95 at 100 k chunks; bench/RESULTS.md)
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 1024  # recall@10 0.995 at 100 k (128: 0.85), ~3 ms; bench/RESULTS.md
