@@ -40,7 +40,7 @@ from common import (
 )
 
 K = 10
-HNSW_GRID = ((32, 40, 32), (32, 40, 64), (32, 80, 64), (32, 80, 128))  # M, efConstruction, efSearch
+HNSW_GRID = ((32, 80, 128), (32, 80, 512), (32, 80, 1024))  # M, efConstruction, efSearch
 
 
 def generated_vectors(real: np.ndarray, count: int, *, seed: int = 3) -> np.ndarray:
