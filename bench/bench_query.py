@@ -265,11 +265,13 @@ def run_size(size: int, real: np.ndarray, qvecs: np.ndarray, qs: list[str], embe
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10 k and 100 k chunks, 200 real vectors")
+    parser.add_argument("--quick", action="store_true", help="10 k and 100 k chunks, 200 real vectors, 100 questions")
     parser.add_argument("--sizes", default=None, help="comma-separated chunk counts")
     parser.add_argument("--real", type=int, default=None, help="real embeddings (default 600, quick 200)")
-    parser.add_argument("--questions", type=int, default=220)
+    parser.add_argument("--questions", type=int, default=None, help="default 220 (quick 100)")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK)
+    parser.add_argument("--torch-threads", type=int, default=2,
+                        help="torch threads while answering (2: what the app uses on 2 cores)")
     args = parser.parse_args(argv)
     setup_offline()
     logging.basicConfig(level=logging.WARNING)
@@ -280,13 +282,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from embeddings.loading import load_embedder
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.torch_threads)
     faiss.omp_set_num_threads(2)
     sizes = [int(s) for s in (args.sizes or ("10000,100000" if args.quick else "10000,100000,1000000")).split(",")]
     n_real = args.real or (200 if args.quick else 600)
-    print(machine_line(), flush=True)
+    print(machine_line(), "(FAISS threads 2)", flush=True)
     embedder = load_embedder(None, cache_dir=args.work_dir / "cache")
-    qs = questions(args.questions)
+    qs = questions(args.questions or (100 if args.quick else 220))
     t0 = time.perf_counter()
     real = real_embeddings(embedder, n_real, args.work_dir)
     real_s = time.perf_counter() - t0
