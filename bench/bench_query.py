@@ -73,7 +73,10 @@ def real_embeddings(embedder, count: int, work: Path) -> np.ndarray:
 
 
 def dense_bench(
-    vectors: np.ndarray, queries: np.ndarray, hnsw: object | None = None
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    hnsw: object | None = None,
+    grid: Sequence[tuple[int, int, int]] = HNSW_GRID,
 ) -> list[tuple[str, float, float, float, float]]:
     """(label, build s, p50 ms, p95 ms, recall@10) for exact search and HNSW settings."""
     import faiss
@@ -95,7 +98,7 @@ def dense_bench(
     rows = [("exact (IndexFlatIP)", flat_build, p50, p95, 1.0)]
     del flat
     built: dict[tuple[int, int], tuple[object, float]] = {}
-    for m, efc, efs in HNSW_GRID:
+    for m, efc, efs in grid:
         if (m, efc) not in built:
             if hnsw is not None and (m, efc) == (store.HNSW_M, store.HNSW_EF_CONSTRUCTION):
                 built[(m, efc)] = (hnsw, float("nan"))  # the index the store built (timed above)
@@ -272,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK)
     parser.add_argument("--torch-threads", type=int, default=2,
                         help="torch threads while answering (2: what the app uses on 2 cores)")
+    parser.add_argument("--dense-only", action="store_true",
+                        help="only exact vs HNSW on generated vectors at each size (no index)")
+    parser.add_argument("--grid", default=None,
+                        help="HNSW settings to compare, e.g. 32:80:512,32:80:1024 (M:efC:efS)")
     args = parser.parse_args(argv)
     setup_offline()
     logging.basicConfig(level=logging.WARNING)
@@ -303,6 +310,13 @@ def main(argv: list[str] | None = None) -> int:
     print("\ndense search on the REAL embeddings only (exact vs HNSW), real question vectors:")
     print_table(["index", "build s", "p50 ms", "p95 ms", "recall@10"], dense_bench(real, qvecs))
 
+    if args.dense_only:
+        grid = [tuple(int(x) for x in g.split(":")) for g in args.grid.split(",")] if args.grid else HNSW_GRID
+        for size in sizes:
+            print(f"\ndense search alone, {size:,} generated vectors (load average {load_average()}):")
+            rows = dense_bench(generated_vectors(real, size), qvecs, grid=grid)  # type: ignore[arg-type]
+            print_table(["index", "build s", "p50 ms", "p95 ms", "recall@10"], rows)
+        return 0
     summary = [run_size(size, real, qvecs, qs, embedder, args.work_dir) for size in sizes]
     print("\n## summary")
     print_table(["chunks", "ask p95 ms", "on disk MB", "RSS MB"], summary)
