@@ -187,6 +187,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     assistant = Assistant(_settings(args))
     _ensure_index(assistant)
+    assistant.warm_up_in_background()
     serve(assistant)
     return 0
 

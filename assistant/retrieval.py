@@ -77,6 +77,8 @@ def allowed_mask(
     index: ResourceIndex, filters: Filters | None, *, include_private: bool
 ) -> np.ndarray | None:
     """Row mask of the chunks retrieval may return, or None when everything is allowed."""
+    if filters is None or not filters.active:
+        return None if include_private else index.public_mask  # precomputed: no per-question loop
     keep = [
         rid
         for rid, r in index.resources.items()

@@ -21,7 +21,7 @@ from assistant.retrieval import RetrievalParams, retrieve
 from assistant.settings import Settings
 from corpus.bundled import bundled_corpus_dir
 from corpus.chunking import ChunkingSettings
-from corpus.errors import IndexNotFoundError, InvalidQuestionError
+from corpus.errors import AssistantError, IndexNotFoundError, InvalidQuestionError
 from corpus.loaders import load_corpus
 from embeddings.base import Embedder
 from embeddings.builder import BuildReport, ProgressCallback, build_index
@@ -119,6 +119,20 @@ class Assistant:
             log.info("no index in %s: building it from %s", self.index_dir, self.corpus_dir)
             self.build(progress=progress)
             return self.index()
+
+    def warm_up_in_background(self) -> threading.Thread:
+        """Load the embedder and run one query in a daemon thread, so that the first question
+        after start-up does not wait for the model (it overlaps the web server's start)."""
+
+        def run() -> None:
+            try:
+                self.embedder.embed_query("échauffement du modèle")
+            except AssistantError as exc:  # the first question will raise it to the user
+                log.warning("model warm-up failed: %s", exc)
+
+        thread = threading.Thread(target=run, name="ess-warm-up", daemon=True)
+        thread.start()
+        return thread
 
     # ------------------------------------------------------------------ operations
 

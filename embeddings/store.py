@@ -16,6 +16,7 @@ previous version in place.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -39,7 +40,9 @@ from embeddings.lexical import LexicalIndex
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-EXACT_SEARCH_MAX = 50_000  # above: HNSW (exact search: ~40 ms p95 at 100 k chunks; bench/RESULTS.md)
+EXACT_SEARCH_MAX = (
+    50_000  # above: HNSW (exact search: ~40 ms p95 at 100 k chunks; bench/RESULTS.md)
+)
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 1024  # recall@10 0.995 at 100 k (128: 0.85), ~3 ms; bench/RESULTS.md
@@ -145,6 +148,12 @@ class ResourceIndex:
 
     def rows_of(self, resource_id: str) -> list[int]:
         return self._rows_by_resource.get(resource_id, [])
+
+    @functools.cached_property
+    def public_mask(self) -> np.ndarray | None:
+        """Rows of public resources, or None when no resource is private (computed once)."""
+        private = [rid for rid, r in self.resources.items() if r.private]
+        return ~self.mask_for(private) if private else None
 
     def mask_for(self, resource_ids: Iterable[str]) -> np.ndarray:
         """Boolean row mask selecting the chunks of the given resources."""
