@@ -229,14 +229,19 @@ def _build_locked(
 def _embed_chunks(
     embedder: Embedder, chunks: Sequence[Chunk], progress: ProgressCallback | None
 ) -> np.ndarray:
+    """Vectors of `chunks`, in their order. Batches are cut from the chunks sorted by length,
+    so that each batch pads to similar lengths (sentence-transformers' own `encode` does the
+    same within one call); the vectors are put back in chunk order."""
     if not chunks:
         return np.zeros((0, embedder.dimension), dtype=np.float32)
     texts = [c.embedding_text() for c in chunks]
-    parts = []
-    for start in range(0, len(texts), EMBED_BATCH):
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    out = np.empty((len(texts), embedder.dimension), dtype=np.float32)
+    for start in range(0, len(order), EMBED_BATCH):
         if progress:
             progress(start, len(texts), "Calcul des vecteurs")
-        parts.append(embedder.embed_documents(texts[start : start + EMBED_BATCH]))
+        batch = order[start : start + EMBED_BATCH]
+        out[batch] = embedder.embed_documents([texts[i] for i in batch])
     if progress:
         progress(len(texts), len(texts), "Calcul des vecteurs")
-    return np.concatenate(parts)
+    return out
