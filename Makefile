@@ -39,7 +39,10 @@ lint: install
 
 bench-quick: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python bench/bench_embedder.py --quick
+	$(BIN)/python bench/bench_build.py --quick
+	$(BIN)/python bench/bench_query.py --quick
+	$(BIN)/python bench/bench_cold_start.py --quick
+	$(BIN)/python bench/bench_langchain.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts
