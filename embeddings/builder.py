@@ -17,7 +17,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from corpus.chunking import ChunkingSettings, split_resource
-from corpus.errors import AssistantError, BuildLockedError
+from corpus.errors import AssistantError, BuildLockedError, IndexNotFoundError
 from corpus.loaders import FileError
 from corpus.models import Chunk, Resource
 from embeddings.base import Embedder
@@ -99,9 +99,9 @@ def _previous(
     """The reusable previous index, or None with the reason for a full rebuild."""
     try:
         previous = ResourceIndex.load(index_dir)
+    except IndexNotFoundError:
+        return None, "premier index"
     except AssistantError as exc:
-        if "aucun index" in str(exc):
-            return None, "premier index"
         return None, f"index précédent inutilisable ({exc})"
     m = previous.manifest
     if m.model != embedder.name or m.dimension != embedder.dimension:
