@@ -99,9 +99,11 @@ class _TqdmProgress:
         if stage != self._stage:
             self.close()
             self._stage = stage
-            self._bar = self._tqdm(
-                total=total, desc=stage, unit="passage" if total > 1 else "", file=sys.stderr
-            )
+            if total <= 1:  # a one-step stage: a line, not a bar
+                if done < total:
+                    print(f"{stage}…", file=sys.stderr, flush=True)
+                return
+            self._bar = self._tqdm(total=total, desc=stage, unit="passage", file=sys.stderr)
         if self._bar is not None:
             self._bar.total = total
             self._bar.n = done
@@ -257,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on its own logger
     try:
         return COMMANDS[args.command](args)
     except AssistantError as exc:
