@@ -40,12 +40,18 @@ from embeddings.lexical import LexicalIndex
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-EXACT_SEARCH_MAX = (
-    50_000  # above: HNSW (exact search: ~40 ms p95 at 100 k chunks; bench/RESULTS.md)
-)
+# Index type by size (bench/RESULTS.md): exact search up to EXACT_SEARCH_MAX chunks (~40 ms
+# p95 at 100 k), an HNSW graph up to IVF_MIN (recall@10 0.995 at 100 k, ~3 ms), an inverted
+# file above (HNSW with M=32 reaches only 0.93 at 1 M; IVF4096 with nprobe 256: 0.982, 8 ms
+# p95, and it builds in ~50 s instead of 3–5 min).
+EXACT_SEARCH_MAX = 50_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 1024  # recall@10 0.995 at 100 k (128: 0.85), ~3 ms; bench/RESULTS.md
+HNSW_EF_SEARCH = 1024
+IVF_MIN = 500_000
+IVF_NLIST = 4096
+IVF_NPROBE = 256
+IVF_TRAIN_POINTS = 50 * IVF_NLIST
 KEEP_OLD_VERSIONS = 2
 
 _FILES = ("manifest.json", "vectors.npy", "faiss.index", "chunks.jsonl", "resources.jsonl")
@@ -90,23 +96,40 @@ def _library_versions() -> dict[str, str]:
 
 
 def make_faiss_index(vectors: np.ndarray) -> faiss.Index:
-    """Exact inner-product search up to `EXACT_SEARCH_MAX` vectors, HNSW above."""
-    dim = vectors.shape[1]
+    """Exact inner-product search, HNSW or IVF by the number of vectors (see the constants)."""
+    n, dim = vectors.shape
+    data = np.ascontiguousarray(vectors, dtype=np.float32)
     index: faiss.Index
-    if len(vectors) <= EXACT_SEARCH_MAX:
+    if n <= EXACT_SEARCH_MAX:
         index = faiss.IndexFlatIP(dim)
-    else:
+    elif n < IVF_MIN:
         graph = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        graph.hnsw.efSearch = HNSW_EF_SEARCH
         index = graph
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    else:
+        nlist = min(IVF_NLIST, max(1, n // 40))
+        ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(0).choice(n, min(n, 50 * nlist), replace=False)
+        ivf.train(data[np.sort(sample)])
+        index = ivf
+    configure_search(index)
+    if n:
+        index.add(data)
     return index
 
 
+def configure_search(index: faiss.Index) -> None:
+    """Set the search-time knobs (also after loading an index from disk)."""
+    if isinstance(index, faiss.IndexHNSWFlat):
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+    elif isinstance(index, faiss.IndexIVFFlat):
+        index.nprobe = min(IVF_NPROBE, index.nlist)
+
+
 def index_type_name(index: faiss.Index) -> str:
-    return "hnsw" if isinstance(index, faiss.IndexHNSWFlat) else "flat"
+    if isinstance(index, faiss.IndexHNSWFlat):
+        return "hnsw"
+    return "ivf" if isinstance(index, faiss.IndexIVFFlat) else "flat"
 
 
 class ResourceIndex:
@@ -184,6 +207,8 @@ class ResourceIndex:
             selector = faiss.IDSelectorBitmap(n, faiss.swig_ptr(bitmap))
             if isinstance(self.faiss_index, faiss.IndexHNSWFlat):
                 params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, k))  # type: ignore[attr-defined]  # missing from faiss stubs
+            elif isinstance(self.faiss_index, faiss.IndexIVFFlat):
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=self.faiss_index.nprobe)  # type: ignore[call-arg]
             else:
                 params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
         scores, ids = self.faiss_index.search(q, min(k, n), params=params)
@@ -257,6 +282,7 @@ class ResourceIndex:
         try:
             vectors = np.load(folder / "vectors.npy", allow_pickle=False)
             faiss_index = faiss.read_index(str(folder / "faiss.index"))
+            configure_search(faiss_index)
             chunks = [Chunk(**d) for d in _read_jsonl(folder / "chunks.jsonl")]
             resources = {}
             for d in _read_jsonl(folder / "resources.jsonl"):

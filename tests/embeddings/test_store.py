@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -99,14 +100,23 @@ def test_old_versions_are_pruned(built: Path) -> None:
     assert len(list((built / "versions").iterdir())) == 3  # current + 2 previous
 
 
-@pytest.mark.parametrize("exact_max", [10**9, 1000])  # exact search, then HNSW
-def test_filtered_search_on_large_indexes(monkeypatch: pytest.MonkeyPatch, exact_max: int) -> None:
-    """The FAISS selector path (≥ 20 000 allowed rows), exact and HNSW, honours the mask."""
+@pytest.mark.parametrize(
+    ("exact_max", "ivf_min", "kind"),
+    [(10**9, 10**9, "flat"), (1000, 10**9, "hnsw"), (1000, 1000, "ivf")],
+)
+def test_filtered_search_on_large_indexes(
+    monkeypatch: pytest.MonkeyPatch, exact_max: int, ivf_min: int, kind: str
+) -> None:
+    """The FAISS selector path (≥ 20 000 allowed rows) honours the mask for each index type,
+    and the search settings survive a save/load round trip."""
     import embeddings.store as store
     from corpus.models import Chunk
     from embeddings.lexical import LexicalIndex
 
     monkeypatch.setattr(store, "EXACT_SEARCH_MAX", exact_max)
+    monkeypatch.setattr(store, "IVF_MIN", ivf_min)
+    monkeypatch.setattr(store, "IVF_NLIST", 64)
+    monkeypatch.setattr(store, "IVF_NPROBE", 16)
     rng = np.random.default_rng(0)
     n, dim = 40_000, 16
     vectors = rng.normal(size=(n, dim)).astype(np.float32)
@@ -122,7 +132,7 @@ def test_filtered_search_on_large_indexes(monkeypatch: pytest.MonkeyPatch, exact
         vectors=vectors,
         lexical=LexicalIndex(None, n),
     )
-    assert store.index_type_name(index.faiss_index) == ("flat" if exact_max > n else "hnsw")
+    assert store.index_type_name(index.faiss_index) == kind
     allowed = np.zeros(n, dtype=bool)
     allowed[: n // 2] = True
     query = vectors[n - 1]  # its own row is not allowed
@@ -130,3 +140,8 @@ def test_filtered_search_on_large_indexes(monkeypatch: pytest.MonkeyPatch, exact
     assert len(got) == 10 and all(allowed[r] for r, _ in got)
     exact = np.argsort(-(vectors[: n // 2] @ query))[:10]
     assert len({r for r, _ in got} & set(exact.tolist())) >= 8
+    if kind != "flat":
+        loaded = faiss.deserialize_index(faiss.serialize_index(index.faiss_index))
+        store.configure_search(loaded)
+        knob = loaded.hnsw.efSearch if kind == "hnsw" else loaded.nprobe
+        assert knob == (store.HNSW_EF_SEARCH if kind == "hnsw" else 16)
