@@ -185,10 +185,13 @@ def _ask_stream(assistant: Assistant, filters: Filters | None, *, as_json: bool)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import torch
+
     from ui.app import serve
 
     assistant = Assistant(_settings(args))
-    _ensure_index(assistant)
+    _ensure_index(assistant)  # a first build, if any, uses every core
+    torch.set_num_threads(assistant.settings.serve_threads)
     assistant.warm_up_in_background()
     serve(assistant)
     return 0

@@ -28,6 +28,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "ESS_ASSISTANT_MAX_QUESTION_CHARS": ("max_question_chars", int),
     "ESS_ASSISTANT_HOST": ("host", str),
     "ESS_ASSISTANT_PORT": ("port", int),
+    "ESS_ASSISTANT_SERVE_THREADS": ("serve_threads", int),
     "ESS_ASSISTANT_ADMIN_PASSWORD": ("admin_password", str),
     "ESS_ASSISTANT_MAX_UPLOAD_MB": ("max_upload_mb", float),
     "ESS_ASSISTANT_LLM_URL": ("llm_url", str),
@@ -56,6 +57,9 @@ class Settings:
     max_question_chars: int = 2000
     host: str = "127.0.0.1"
     port: int = 7860
+    # torch threads while serving: one question per thread is robust when several users or a
+    # rebuild share the 2 cores (bench/RESULTS.md: 7× faster than 2 threads under load)
+    serve_threads: int = 1
     admin_password: str | None = None
     max_upload_mb: float = 20.0
     llm_url: str | None = None
@@ -71,6 +75,8 @@ class Settings:
             )
         if self.max_sources < 1:
             raise ConfigurationError("max_sources must be at least 1")
+        if self.serve_threads < 1:
+            raise ConfigurationError("serve_threads must be at least 1")
         if self.max_question_chars < 50:
             raise ConfigurationError("max_question_chars must be at least 50")
 
