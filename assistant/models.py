@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from corpus.errors import ConfigurationError
@@ -189,6 +189,3 @@ class Answer:
             "notices": list(self.notices),
             "mode": self.mode,
         }
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)

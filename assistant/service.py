@@ -184,6 +184,12 @@ class Assistant:
             params=params,
         )
 
+    def _extractive(self, question: str, history: Sequence[str], filters: Filters | None) -> Answer:
+        """Checked question → retrieval → the extractive answer (with its notices)."""
+        text, notices = self.prepare_question(question)
+        retrieval = self.retrieve(text, history=history, filters=filters)
+        return compose_answer(text, retrieval, notices=notices)
+
     def ask(
         self,
         question: str,
@@ -196,9 +202,7 @@ class Assistant:
         With `settings.llm_url`, the language model rewrites the extractive answer from the
         same sources (`mode="llm"`); on any failure the extractive answer is returned.
         """
-        text, notices = self.prepare_question(question)
-        retrieval = self.retrieve(text, history=history, filters=filters)
-        answer = compose_answer(text, retrieval, notices=notices)
+        answer = self._extractive(question, history, filters)
         if self.settings.llm_url:
             answer = generate_answer(self.settings, answer, history=history)
         return answer
@@ -216,9 +220,7 @@ class Assistant:
 
         Question and index errors are raised when the first answer is requested.
         """
-        text, notices = self.prepare_question(question)
-        retrieval = self.retrieve(text, history=history, filters=filters)
-        answer = compose_answer(text, retrieval, notices=notices)
+        answer = self._extractive(question, history, filters)
         if not self.settings.llm_url:
             yield answer
             return

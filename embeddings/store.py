@@ -54,7 +54,6 @@ IVF_NPROBE = 256
 IVF_TRAIN_POINTS = 50 * IVF_NLIST
 KEEP_OLD_VERSIONS = 2
 
-_FILES = ("manifest.json", "vectors.npy", "faiss.index", "chunks.jsonl", "resources.jsonl")
 REBUILD_HINT = "lancez `ess-assistant build --full` pour reconstruire l'index"
 
 
@@ -264,9 +263,7 @@ class ResourceIndex:
         cls, index_dir: Path, name: str | None, *, model: str | None, dimension: int | None
     ) -> ResourceIndex:
         if name is None:
-            raise IndexNotFoundError(
-                f"aucun index dans {index_dir} : lancez `ess-assistant build` pour le construire"
-            )
+            raise _not_found(index_dir)
         folder = index_dir / "versions" / name
         manifest = _manifest_at(folder)
         if model is not None and manifest.model != model:
@@ -327,10 +324,14 @@ def read_manifest(index_dir: Path) -> Manifest:
     """The manifest of the current version (cheap: no vectors are read)."""
     name = current_version(index_dir)
     if name is None:
-        raise IndexNotFoundError(
-            f"aucun index dans {index_dir} : lancez `ess-assistant build` pour le construire"
-        )
+        raise _not_found(index_dir)
     return _manifest_at(index_dir / "versions" / name)
+
+
+def _not_found(index_dir: Path) -> IndexNotFoundError:
+    return IndexNotFoundError(
+        f"aucun index dans {index_dir} : lancez `ess-assistant build` pour le construire"
+    )
 
 
 def _manifest_at(folder: Path) -> Manifest:
