@@ -13,7 +13,7 @@ from typing import Any
 from assistant.models import Answer, Filters
 from assistant.service import Assistant
 from assistant.settings import Settings
-from corpus.errors import AssistantError, InvalidQuestionError
+from corpus.errors import AssistantError, ConfigurationError, InvalidQuestionError
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,18 @@ def _parser() -> argparse.ArgumentParser:
         "--summary",
         action="store_true",
         help="seulement les métriques, sans le tableau par question",
+    )
+    evaluate.add_argument(
+        "--split",
+        choices=["tuning", "sealed", "all"],
+        default="all",
+        help="partie du jeu à évaluer (défaut : tout)",
+    )
+    evaluate.add_argument(
+        "--style", action="append", default=[], help="seulement ce style de question (répétable)"
+    )
+    evaluate.add_argument(
+        "--output", type=Path, help="écrire le résultat de chaque question (JSONL) dans ce fichier"
     )
 
     imp = sub.add_parser(
@@ -162,15 +174,24 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def _ask_stream(assistant: Assistant, filters: Filters | None, *, as_json: bool) -> int:
-    """One question per line on stdin; one answer (a JSON line with --json) per question."""
+    """One question per line on stdin; one answer (a JSON line with --json) per question.
+
+    A line may also be a JSON object `{"question": …, "history": […], "filters": {…}}` (a
+    conversation turn). A line that cannot be used gets an error (a JSON object with `error`)
+    on its own output line, and the batch goes on; the exit code is then 2.
+    """
     status = 0
     for line in sys.stdin:
-        question = line.rstrip("\n")
-        if not question.strip():
+        raw = line.rstrip("\n")
+        if not raw.strip():
             continue
+        question = raw
         try:
-            answer = assistant.ask(question, filters=filters)
-        except InvalidQuestionError as exc:
+            question, history, line_filters = parse_request_line(raw)
+            answer = assistant.ask(
+                question, history=history, filters=line_filters if line_filters else filters
+            )
+        except (InvalidQuestionError, ConfigurationError) as exc:
             status = exc.exit_code
             out: Any = {"question": question, "error": str(exc)}
             print(json.dumps(out, ensure_ascii=False) if as_json else str(exc), flush=True)
@@ -182,6 +203,36 @@ def _ask_stream(assistant: Assistant, filters: Filters | None, *, as_json: bool)
             flush=True,
         )
     return status
+
+
+def parse_request_line(line: str) -> tuple[str, tuple[str, ...], Filters | None]:
+    """(question, history, filters) of a stdin line: plain text is the question; a line that
+    starts with «{» is a JSON object with `question`, optional `history` (earlier questions,
+    oldest first) and `filters` ({"type": "Guide", "theme": […], "zone": …, "date>=": "2020",
+    "date<=": …})."""
+    if not line.lstrip().startswith("{"):
+        return line, (), None
+    try:
+        data = json.loads(line)
+    except ValueError as exc:
+        raise InvalidQuestionError(f"ligne JSON invalide : {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("question"), str):
+        raise InvalidQuestionError("objet JSON sans « question » (texte)")
+    history = data.get("history") or []
+    if not isinstance(history, list) or not all(isinstance(h, str) for h in history):
+        raise InvalidQuestionError("« history » doit être une liste de questions (textes)")
+    raw_filters = data.get("filters") or {}
+    if not isinstance(raw_filters, dict):
+        raise InvalidQuestionError('« filters » doit être un objet, par ex. {"type": "Guide"}')
+    specs: list[str] = []
+    for key, value in raw_filters.items():
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if not isinstance(v, str | int):
+                raise InvalidQuestionError(f"filtre « {key} » : valeur invalide {v!r}")
+            op = "" if key.endswith(("=", ">", "<")) else "="
+            specs.append(f"{key}{op}{v}")
+    return data["question"], tuple(history), Filters.parse(specs) if specs else None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -220,7 +271,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     assistant = Assistant(_settings(args))
     _ensure_index(assistant)
-    print(run_eval_command(assistant, args.file, method=args.method, details=not args.summary))
+    print(
+        run_eval_command(
+            assistant,
+            args.file,
+            method=args.method,
+            details=not args.summary,
+            split=args.split,
+            styles=args.style,
+            output=args.output,
+        )
+    )
     return 0
 
 

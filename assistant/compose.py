@@ -118,15 +118,22 @@ def _score(sentence: Sentence, terms: set[str], facts: set[str], rank: int, orde
     return score - 0.25 * rank - 0.02 * order
 
 
-def compose_answer(question: str, retrieval: Retrieval, *, notices: Sequence[str] = ()) -> Answer:
-    """Compose the extractive answer for `retrieval`, or the plain «Je n'ai pas trouvé»."""
+def compose_answer(
+    question: str,
+    retrieval: Retrieval,
+    *,
+    notices: Sequence[str] = (),
+    max_sources: int = 3,
+) -> Answer:
+    """Compose the extractive answer for `retrieval` from its first `max_sources` resources,
+    or the plain «Je n'ai pas trouvé»."""
     if retrieval.abstain or not retrieval.resources:
         return Answer(question=question, text=NOT_FOUND, abstained=True, notices=tuple(notices))
     terms = set(analyze(retrieval.query))
     facts = asked_facts(question)
 
     candidates: list[tuple[float, int, Sentence, int]] = []  # score, resource rank, sentence, hit
-    for rank, group in enumerate(retrieval.resources):
+    for rank, group in enumerate(retrieval.resources[:max_sources]):
         seen: set[tuple[int, int]] = set()
         for h_i, hit in enumerate(group.hits):
             for order, s in enumerate(split_sentences(hit.chunk.text, hit.chunk.start)):

@@ -21,6 +21,20 @@ def _fold(text: str) -> str:
 _DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 
+def _valid_date(value: str) -> bool:
+    """AAAA, AAAA-MM or AAAA-MM-JJ naming a real month or day."""
+    import datetime as dt
+
+    if not _DATE_RE.match(value):
+        return False
+    parts = [int(p) for p in value.split("-")]
+    try:
+        dt.date(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Filters:
     """Metadata filters; an empty field does not filter. Comparisons ignore case and accents.
@@ -37,7 +51,7 @@ class Filters:
 
     def __post_init__(self) -> None:
         for value in (self.date_from, self.date_to):
-            if value is not None and not _DATE_RE.match(value):
+            if value is not None and not _valid_date(value):
                 raise ConfigurationError(
                     f"date de filtre invalide « {value} » : utilisez AAAA, AAAA-MM ou AAAA-MM-JJ"
                 )
@@ -169,6 +183,9 @@ class Citation:
         }
 
 
+OUTCOMES = ("answered", "low_confidence", "abstained")
+
+
 @dataclass(frozen=True)
 class Answer:
     """What the assistant says: the text (with [n] markers) and its numbered sources."""
@@ -179,11 +196,23 @@ class Answer:
     citations: tuple[Citation, ...] = ()
     notices: tuple[str, ...] = ()
     mode: str = "extractive"  # or "llm"
+    # "answered", "low_confidence" (an answer that says the match is weak) or "abstained";
+    # left empty, it follows `abstained`.
+    outcome: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.outcome:
+            object.__setattr__(self, "outcome", "abstained" if self.abstained else "answered")
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {self.outcome!r}")
+        if (self.outcome == "abstained") != self.abstained:
+            raise ValueError(f"outcome {self.outcome!r} contradicts abstained={self.abstained}")
 
     def to_json(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "answer": self.text,
+            "outcome": self.outcome,
             "abstained": self.abstained,
             "citations": [c.to_json() for c in self.citations],
             "notices": list(self.notices),

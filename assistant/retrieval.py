@@ -20,6 +20,7 @@ from embeddings.store import ResourceIndex
 log = logging.getLogger(__name__)
 
 METHODS = ("lexical", "dense", "hybrid")
+RANK_DEPTH = 10  # resources ranked per question (evaluation, the closest resources shown)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from assistant.compose import compose_answer
 from assistant.llm import generate_answer, stream_answer
 from assistant.models import Answer, Filters, Retrieval
-from assistant.retrieval import RetrievalParams, retrieve
+from assistant.retrieval import RANK_DEPTH, RetrievalParams, retrieve
 from assistant.settings import Settings
 from corpus.bundled import bundled_corpus_dir
 from corpus.chunking import ChunkingSettings
@@ -172,6 +172,8 @@ class Assistant:
         filters: Filters | None = None,
         params: RetrievalParams | None = None,
     ) -> Retrieval:
+        """Rank resources for a checked question: up to `RANK_DEPTH` (or `max_sources` if
+        larger); the answer cites at most `max_sources` of them."""
         index = self.index()
         params = params or self.params
         return retrieve(
@@ -180,15 +182,29 @@ class Assistant:
             question,
             history=history,
             filters=filters,
-            max_resources=self.settings.max_sources,
+            max_resources=max(RANK_DEPTH, self.settings.max_sources),
             params=params,
         )
 
-    def _extractive(self, question: str, history: Sequence[str], filters: Filters | None) -> Answer:
-        """Checked question → retrieval → the extractive answer (with its notices)."""
+    def answer(
+        self,
+        question: str,
+        *,
+        history: Sequence[str] = (),
+        filters: Filters | None = None,
+        params: RetrievalParams | None = None,
+    ) -> tuple[Answer, Retrieval]:
+        """The production path without the language model: checked question → retrieval →
+        extractive answer (with its notices). `eval` scores exactly this."""
         text, notices = self.prepare_question(question)
-        retrieval = self.retrieve(text, history=history, filters=filters)
-        return compose_answer(text, retrieval, notices=notices)
+        retrieval = self.retrieve(text, history=history, filters=filters, params=params)
+        answer = compose_answer(
+            text, retrieval, notices=notices, max_sources=self.settings.max_sources
+        )
+        return answer, retrieval
+
+    def _extractive(self, question: str, history: Sequence[str], filters: Filters | None) -> Answer:
+        return self.answer(question, history=history, filters=filters)[0]
 
     def ask(
         self,

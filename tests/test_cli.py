@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.cli import main
+from assistant.cli import main, parse_request_line
+from corpus.errors import InvalidQuestionError
 from embeddings.store import current_version
 from tests.fakes import FAKE_MODEL, FakeEmbedder
 
@@ -59,6 +60,48 @@ def test_ask_json_batch_from_stdin(
         "Qu'est-ce qu'une SCIC ?",
         "Qui a animé le débat ?",
     ]
+
+
+def test_ask_json_lines_carry_conversations_and_bad_lines_do_not_stop_the_batch(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = [
+        json.dumps({"question": "Et en ville ?", "history": ["Comment financer l'ESS rural ?"]}),
+        '{"question": "pas fini',
+        json.dumps({"question": "ESS", "filters": {"zone": "Haute-Marne", "date>=": "2010"}}),
+        json.dumps({"history": ["sans question"]}),
+        json.dumps({"question": "ESS", "filters": {"date>=": "2021-13"}}),
+        "Qu'est-ce qu'une SCIC ?",
+    ]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    assert main(["ask", "--json", "-"]) == 2  # some lines were refused
+    out = [json.loads(line) for line in capsys.readouterr().out.strip().split("\n")]
+    assert len(out) == 6
+    assert out[0]["question"] == "Et en ville ?" and "outcome" in out[0]
+    assert "error" in out[1] and "JSON invalide" in out[1]["error"]
+    assert "error" not in out[2]
+    assert all("gare" in c["resource_id"] for c in out[2]["citations"])
+    assert "question" in out[3]["error"]
+    assert "date" in out[4]["error"]
+    assert out[5]["question"] == "Qu'est-ce qu'une SCIC ?" and "error" not in out[5]
+
+
+def test_request_lines_parse_history_and_filters() -> None:
+    question, history, filters = parse_request_line(
+        json.dumps(
+            {
+                "question": "Et en ville ?",
+                "history": ["a", "b"],
+                "filters": {"type": ["Guide", "Étude"], "theme": "ruralité"},
+            }
+        )
+    )
+    assert (question, history) == ("Et en ville ?", ("a", "b"))
+    assert filters is not None and filters.types == ("Guide", "Étude")
+    assert filters.themes == ("ruralité",)
+    assert parse_request_line("Et en ville ?") == ("Et en ville ?", (), None)
+    with pytest.raises(InvalidQuestionError, match="JSON invalide"):
+        parse_request_line("{ pas du json ?")
 
 
 def test_empty_question_is_a_french_message(env: Path, capsys: pytest.CaptureFixture[str]) -> None:

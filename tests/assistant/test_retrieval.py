@@ -58,7 +58,7 @@ def test_hybrid_finds_the_financing_resources(fake_assistant: Assistant) -> None
     fake_assistant.params = OPEN
     r = fake_assistant.retrieve("Comment financer l'ESS en milieu rural ?")
     ids = [g.resource.id for g in r.resources]
-    assert len(ids) == len(set(ids)) == 3  # grouped: each resource once
+    assert len(ids) == len(set(ids)) >= 3  # grouped: each resource once
     assert any("4-leviers" in i or "webinaire" in i for i in ids[:2])
     best = r.resources[0]
     assert best.hits == tuple(sorted(best.hits, key=lambda h: -h.score))
