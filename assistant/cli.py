@@ -77,6 +77,22 @@ def _parser() -> argparse.ArgumentParser:
         "--output", type=Path, help="écrire le résultat de chaque question (JSONL) dans ce fichier"
     )
 
+    calibrate = sub.add_parser(
+        "calibrate",
+        parents=[common],
+        help="ajuster la fusion, les citations et l'abstention sur une base et un jeu de questions",
+    )
+    calibrate.add_argument("file", type=Path, help="fichier JSONL de questions jugées")
+    calibrate.add_argument(
+        "--split",
+        choices=["tuning", "all"],
+        default="tuning",
+        help="questions utilisées (défaut : la partie tuning ; «all» si le jeu n'a pas de split)",
+    )
+    calibrate.add_argument(
+        "--output", type=Path, help="fichier écrit (défaut : <index>/calibration.json)"
+    )
+
     imp = sub.add_parser(
         "import", parents=[common], help="importer un export de pages en fichiers Markdown"
     )
@@ -285,6 +301,69 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from assistant.calibration import FILE_NAME
+    from assistant.eval_data import load_questions, select
+    from assistant.fitting import calibrate
+
+    assistant = Assistant(_settings(args))
+    _ensure_index(assistant)
+    questions = load_questions(args.file)
+    chosen = select(questions, split=args.split)
+    if not chosen and args.split == "tuning":
+        chosen = questions  # a set without a split (e.g. a review export): all of it
+    if len(chosen) < 20:
+        raise ConfigurationError(
+            f"{len(chosen)} questions : il en faut au moins 20, dont des questions sans réponse "
+            "dans la base, pour ajuster la calibration"
+        )
+    progress = _TqdmProgress()
+    try:
+        calibration = calibrate([("base", assistant, chosen)], progress=progress)
+    finally:
+        progress.close()
+    out = args.output or assistant.index_dir / FILE_NAME
+    calibration.save(out)
+    print(f"calibration écrite dans {out}")
+    print(describe_calibration(calibration))
+    return 0
+
+
+def describe_calibration(calibration: Any) -> str:
+    """The cross-validated figures of a calibration, one line per fitted part."""
+    cv = calibration.cv
+    lines = [f"modèle : {calibration.model} ; ajustée le {calibration.created_at}"]
+    for base in calibration.fitted_on:
+        lines.append(
+            f"  base « {base.get('name')} » : {base.get('resources')} ressources, "
+            f"{base.get('questions')} questions (empreinte {base.get('fingerprint')})"
+        )
+    if "domain" in cv:
+        d = cv["domain"]
+        lines.append(
+            f"filtre de domaine : précision VC {d['cv_accuracy']:.3f}, hors domaine refusées "
+            f"{d['out_of_domain_refused']:.1%}, dans le domaine refusées {d['in_domain_refused']:.1%}"
+        )
+    if "fusion" in cv:
+        f = cv["fusion"]
+        lines.append(
+            f"fusion : poids lexical {calibration.lexical_weight} (MRR {f['score']:.3f}, VC {f['cv_score']:.3f})"
+        )
+    if "abstention" in cv:
+        a = cv["abstention"]
+        lines.append(
+            f"abstention : AUC VC {a['cv_auc']:.3f} ; avec réponse abstenues {a['cv_answerable_abstained']:.1%}, "
+            f"sans réponse abstenues {a['cv_unanswerable_abstained']:.1%}, "
+            f"sans réponse répondues avec confiance {a['cv_unanswerable_confident']:.1%}"
+        )
+    if "citations" in cv:
+        c = cv["citations"]
+        lines.append(
+            f"citations : ratio {calibration.citation_ratio} (F1 {c['score']:.3f}, VC {c['cv_score']:.3f})"
+        )
+    return "\n".join(lines)
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from corpus.importer import import_export
 
@@ -314,6 +393,7 @@ COMMANDS = {
     "status": cmd_status,
     "eval": cmd_eval,
     "import": cmd_import,
+    "calibrate": cmd_calibrate,
 }
 
 

@@ -1,30 +1,45 @@
 """Extractive answer composition: sentence-level selection over the retrieved passages.
 
 Every sentence of the answer is copied from a source passage and carries its `[n]` marker; no
-sentence is written without a source. Sentences that hold the kind of fact the question asks
-for (a date, a count, a name, an e-mail…) are preferred.
+sentence is written without a source. The sentence that answers comes first: sentences are
+scored by the share of the question's weighted terms they hold (idf × the follow-up weights of
+retrieval) and, when the question asks for a kind of fact (a date, a count, a name, an
+e-mail…), by holding one; headings, metadata lines and questions are never quoted. Every
+resource the evidence supports (score within `citation_ratio` of the best, up to
+`max_sources`) contributes its best sentence, so a right source ranked 2nd or 3rd is cited.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
 from assistant.models import Answer, Citation, Hit, ResourceHit, Retrieval
+from corpus.text import Sentence, split_sentences
 from embeddings.lexical import analyze
 
 MAX_WORDS = 120
 MAX_SENTENCES = 4
+MIN_CONTENT_TERMS = 3  # fewer analyzed terms: a heading, a label or a metadata line
 
 NOT_FOUND = (
     "Je n'ai pas trouvé de réponse à cette question dans les ressources du réseau. "
     "Vous pouvez la reformuler, ou consulter l'équipe du RTES."
 )
+OUT_OF_DOMAIN = (
+    "Je n'ai pas trouvé de réponse : cette question semble sortir du champ de l'assistant "
+    "(l'économie sociale et solidaire et l'action publique locale). Vous pouvez la reformuler, "
+    "ou consulter l'équipe du RTES."
+)
+NO_MATCH_FOR_FILTERS = (
+    "Aucune ressource ne correspond aux filtres choisis : élargissez-les ou retirez-les, "
+    "puis reposez la question."
+)
+LOW_CONFIDENCE = (
+    "Je ne suis pas sûr que les ressources du réseau répondent exactement à cette question : "
+    "voici les passages les plus proches, à vérifier."
+)
 
-# Sentence ends: ., !, ?, … followed by a space and an upper-case letter, a quote or a digit;
-# line breaks always end a sentence (lists, headings).
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\s\u00a0]+(?=[«\"“(A-ZÀ-ÖØ-Þ0-9])|\n+")
 _WORD = re.compile(r"\w+(?:[-'’]\w+)*", re.UNICODE)
 
 _MONTHS = "janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre|novembre|décembre|decembre"
@@ -37,54 +52,37 @@ _FACT_PATTERNS: dict[str, re.Pattern[str]] = {
     "url": re.compile(r"https?://\S+"),
     "name": re.compile(r"\b[A-ZÉÈ][a-zéèêëïîôûç]+(?:[\s-][A-ZÉÈ][a-zéèêëïîôûç]+)+\b"),
     "place": re.compile(
-        r"\b(\d{5}\s+[A-ZÉÈ]+|Zone d'action|[A-ZÉÈ][a-zéè]+(?:-[A-ZÉÈ][a-zéè]+)+)\b"
+        r"\b(\d{5}\s+[A-ZÉÈ]+|[A-ZÉÈ][a-zéè]+(?:-[A-ZÉÈ][a-zéè]+)+|(?:à|en|dans) [A-ZÉÈ]\w+)"
     ),
 }
 _ASKS: list[tuple[re.Pattern[str], str]] = [
     (
         re.compile(
-            r"\b(quand|quelle date|en quelle année|depuis quand|date|when|what year|année)\b", re.I
+            r"\b(quand|quelle date|quel jour|en quelle année|depuis quand|date|dates|when|"
+            r"what year|année)\b",
+            re.I,
         ),
         "date",
     ),
-    (re.compile(r"\b(combien|nombre|how many|how much|pages)\b", re.I), "count"),
+    (re.compile(r"\b(combien|nombre|how many|how much|pages|montant|taux)\b", re.I), "count"),
     (
-        re.compile(r"\b(e-?mail|courriel|adresse (électronique|mail)|contacter|commander)\b", re.I),
+        re.compile(
+            r"\b(e-?mail|courriel|mail|adresse (électronique|mail)|contacter|contact|commander)\b",
+            re.I,
+        ),
         "email",
     ),
     (re.compile(r"\b(site|lien|url|website|internet)\b", re.I), "url"),
-    (re.compile(r"\b(qui|who|quel intervenant|quelle personne|nom|animé)\b", re.I), "name"),
+    (re.compile(r"\b(qui|who|quel intervenant|quelle personne|nom|animé|animait)\b", re.I), "name"),
     (
         re.compile(
-            r"\b(où|ou se trouve|where|dans quel(le)? (ville|commune|département|territoire))\b",
+            r"\b(où|ou se trouve|where|quelle ville|quelle commune|dans quel(le)? (ville|commune|"
+            r"département|territoire|région))\b",
             re.I,
         ),
         "place",
     ),
 ]
-
-
-@dataclass(frozen=True)
-class Sentence:
-    start: int  # offset in the resource body
-    end: int
-    text: str
-
-
-def split_sentences(text: str, base: int = 0) -> list[Sentence]:
-    """Split `text` into sentences with offsets (relative to `base`), dropping empty pieces."""
-    out: list[Sentence] = []
-    pos = 0
-    for match in [*_SENTENCE_END.finditer(text), None]:
-        end = match.start() if match else len(text)
-        piece = text[pos:end]
-        stripped = piece.strip(" \t\u00a0•·-–")
-        if stripped:
-            lead = piece.index(stripped)
-            out.append(Sentence(base + pos + lead, base + pos + lead + len(stripped), stripped))
-        if match:
-            pos = match.end()
-    return out
 
 
 def asked_facts(question: str) -> set[str]:
@@ -101,21 +99,28 @@ def highlight_spans(text: str, terms: set[str]) -> tuple[tuple[int, int], ...]:
     return tuple(spans)
 
 
-def _score(sentence: Sentence, terms: set[str], facts: set[str], rank: int, order: int) -> float:
-    words = set(analyze(sentence.text))
-    overlap = len(words & terms)
-    score = overlap / max(1, len(terms)) * 2.0
+def _weights(retrieval: Retrieval) -> Mapping[str, float]:
+    return retrieval.term_weights or dict.fromkeys(analyze(retrieval.query), 1.0)
+
+
+def score_sentence(
+    sentence: Sentence, weights: Mapping[str, float], facts: set[str], rank: int
+) -> float | None:
+    """How well `sentence` answers; None for a sentence that must not be quoted."""
+    text = sentence.text
+    terms = analyze(text, thesaurus=False)
+    if len(terms) < MIN_CONTENT_TERMS or text.rstrip().endswith("?"):
+        return None  # a heading, a label, a metadata line, or a question (answers nothing)
+    total = sum(weights.values()) or 1.0
+    present = set(analyze(text))
+    share = sum(w for t, w in weights.items() if t in present) / total
+    score = 2.0 * share
     for kind in facts:
-        if _FACT_PATTERNS[kind].search(sentence.text):
-            score += 1.5 if overlap else 0.5
-    if sentence.text.rstrip().endswith("?"):
-        score -= 2.0  # a question in the source (a heading, a webinar's agenda) answers nothing
-    n_words = len(sentence.text.split())
-    if n_words < 4:
-        score -= 1.0
-    elif n_words > 60:
-        score -= 0.5
-    return score - 0.25 * rank - 0.02 * order
+        if _FACT_PATTERNS[kind].search(text):
+            score += 1.0 if share > 0 else 0.3
+    if len(text.split()) > 60:
+        score -= 0.3  # a run-on paragraph: a worse quote
+    return score - 0.15 * rank
 
 
 def compose_answer(
@@ -124,61 +129,96 @@ def compose_answer(
     *,
     notices: Sequence[str] = (),
     max_sources: int = 3,
+    citation_ratio: float = 0.0,
 ) -> Answer:
-    """Compose the extractive answer for `retrieval` from its first `max_sources` resources,
-    or the plain «Je n'ai pas trouvé»."""
+    """Compose the extractive answer for `retrieval` from its first `max_sources` resources
+    (those whose score is at least `citation_ratio` × the best), or the plain «Je n'ai pas
+    trouvé»; a low-confidence retrieval gives an answer with the `LOW_CONFIDENCE` notice."""
     if retrieval.abstain or not retrieval.resources:
-        return Answer(question=question, text=NOT_FOUND, abstained=True, notices=tuple(notices))
-    terms = set(analyze(retrieval.query))
-    facts = asked_facts(question)
+        return _not_found(question, retrieval, notices)
+    groups = _supported(retrieval.resources[:max_sources], citation_ratio)
+    weights = _weights(retrieval)
+    facts = asked_facts(question) or (
+        asked_facts(retrieval.query)
+        if retrieval.focus and retrieval.focus != retrieval.query
+        else set()
+    )
 
-    candidates: list[tuple[float, int, Sentence, int]] = []  # score, resource rank, sentence, hit
-    for rank, group in enumerate(retrieval.resources[:max_sources]):
+    per_resource: list[list[tuple[float, Sentence]]] = []
+    for rank, group in enumerate(groups):
         seen: set[tuple[int, int]] = set()
-        for h_i, hit in enumerate(group.hits):
-            for order, s in enumerate(split_sentences(hit.chunk.text, hit.chunk.start)):
+        scored = []
+        for hit in group.hits:
+            for s in split_sentences(hit.chunk.text, hit.chunk.start):
                 if (s.start, s.end) in seen:
                     continue  # overlapping chunks repeat sentences
                 seen.add((s.start, s.end))
-                candidates.append((_score(s, terms, facts, rank, order), rank, s, h_i))
-    candidates.sort(key=lambda c: -c[0])
+                score = score_sentence(s, weights, facts, rank)
+                if score is not None:
+                    scored.append((score, s))
+        scored.sort(key=lambda x: (-x[0], x[1].start))
+        per_resource.append(scored)
 
-    chosen: list[tuple[int, Sentence, int]] = []
+    # Each supported resource's best sentence, then the best of the rest, within the limits.
+    picks: list[tuple[float, int, Sentence]] = [
+        (scored[0][0], rank, scored[0][1]) for rank, scored in enumerate(per_resource) if scored
+    ]
+    rest = sorted(
+        ((sc, rank, s) for rank, scored in enumerate(per_resource) for sc, s in scored[1:]),
+        key=lambda x: (-x[0], x[1], x[2].start),
+    )
+    rest = [x for x in rest if x[0] > 0]  # beyond each resource's best: only sentences that match
+    chosen: list[tuple[float, int, Sentence]] = []
     words = 0
-    # The best resource always contributes its best sentence first.
-    for score, rank, s, h_i in candidates:
-        if len(chosen) >= MAX_SENTENCES:
-            break
+    for score, rank, s in [*sorted(picks, key=lambda x: (-x[0], x[1])), *rest]:
         n = len(s.text.split())
-        if chosen and (words + n > MAX_WORDS or score <= 0):
+        if len(chosen) >= MAX_SENTENCES or (chosen and words + n > MAX_WORDS):
             continue
-        if any(c[1].text == s.text for c in chosen):
+        if any(c[2].text == s.text for c in chosen):
             continue
-        chosen.append((rank, s, h_i))
+        chosen.append((score, rank, s))
         words += n
     if not chosen:
-        return Answer(question=question, text=NOT_FOUND, abstained=True, notices=tuple(notices))
+        return _not_found(question, retrieval, notices)
 
-    # Number the sources in the order the answer cites them; keep sentences by source order.
-    chosen.sort(key=lambda c: (c[0], c[1].start))
+    # The best sentence first; sources numbered in the order the answer cites them.
+    chosen.sort(key=lambda c: -c[0])
     numbers: dict[int, int] = {}
-    for rank, _, _ in chosen:
+    for _, rank, _ in chosen:
         numbers.setdefault(rank, len(numbers) + 1)
-    lines = [f"{_clip(s.text)} [{numbers[rank]}]" for rank, s, _ in chosen]
-
+    lines = [f"{_clip(s.text)} [{numbers[rank]}]" for _, rank, s in chosen]
+    terms = set(weights)
     citations = []
     for rank, n in numbers.items():
-        group = retrieval.resources[rank]
-        used = [s for r, s, _ in chosen if r == rank]
-        hit = _hit_holding(group, used[0])
-        citations.append(_citation(n, group, hit, used, terms))
+        group = groups[rank]
+        used = sorted((s for _, r, s in chosen if r == rank), key=lambda s: s.start)
+        citations.append(_citation(n, group, _hit_holding(group, used[0]), used, terms))
+    all_notices = tuple(notices)
+    if retrieval.outcome == "low_confidence":
+        all_notices = (LOW_CONFIDENCE, *all_notices)
     return Answer(
         question=question,
         text="\n".join(lines),
         abstained=False,
         citations=tuple(citations),
-        notices=tuple(notices),
+        notices=all_notices,
+        outcome=retrieval.outcome,
     )
+
+
+def _supported(groups: Sequence[ResourceHit], ratio: float) -> list[ResourceHit]:
+    """The resources the evidence supports: the best, and those within `ratio` of it."""
+    if not groups:
+        return []
+    best = groups[0].score
+    return [g for i, g in enumerate(groups) if i == 0 or g.score >= ratio * best]
+
+
+def _not_found(question: str, retrieval: Retrieval, notices: Sequence[str]) -> Answer:
+    text = {"domain": OUT_OF_DOMAIN, "filters": NO_MATCH_FOR_FILTERS}.get(
+        retrieval.reason, NOT_FOUND
+    )
+    return Answer(question=question, text=text, abstained=True, notices=tuple(notices))
 
 
 def _clip(text: str) -> str:

@@ -27,6 +27,7 @@ import httpx
 
 from assistant.models import Answer, Citation
 from assistant.settings import Settings
+from corpus.text import split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,6 @@ sans formule de politesse."""
 
 # `[1]`, `[1][2]` and `[1, 2]` are accepted; the latter is rewritten as `[1][2]`.
 _MARKER = re.compile(r"\[\s*(\d{1,3}(?:\s*[,;]\s*\d{1,3})*)\s*\]")
-# Same sentence ends as the extractive composer, plus a marker or a closing quote after the
-# full stop («… rurale. [1] Elle …» keeps [1] with the first sentence).
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\s\u00a0]+(?=[«\"“(A-ZÀ-ÖØ-Þ0-9])|\n+")
 _WORDS = re.compile(r"\w", re.UNICODE)
 _SOURCE_TAG = re.compile(r"<(/?)(source)", re.I)
 
@@ -141,9 +139,9 @@ def validation_error(text: str, numbers: Sequence[int]) -> str | None:
     unknown = [n for n in cited if n not in numbers]
     if unknown:
         return f"marker(s) {unknown} point to no source (sources: {list(numbers)})"
-    for sentence in _SENTENCE_END.split(stripped):
-        if _WORDS.search(_MARKER.sub("", sentence)) and not _MARKER.search(sentence):
-            return f"sentence without marker: {sentence.strip()[:80]!r}"
+    for sentence in split_sentences(stripped):  # the composer's splitter: «… 2020. [1] Il …»
+        if _WORDS.search(_MARKER.sub("", sentence.text)) and not _MARKER.search(sentence.text):
+            return f"sentence without marker: {sentence.text[:80]!r}"
     return None
 
 

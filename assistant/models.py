@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from corpus.errors import ConfigurationError
@@ -141,15 +141,49 @@ class ResourceHit:
 
 
 @dataclass(frozen=True)
-class Retrieval:
-    """The outcome of retrieval: ranked resources plus the signals abstention decides on."""
+class Signals:
+    """Retrieval evidence the outcome is decided on (`assistant.calibration`).
 
-    query: str
+    Chosen to keep their meaning when the base grows: `coverage` is a share of the question,
+    `dense_rel` a similarity relative to the question's mean similarity to the base,
+    `agreement` compares the two methods' rankings; `dense` and `lexical` are the raw best
+    scores, kept for the fit to weigh.
+    """
+
+    dense: float = 0.0  # best cosine of the question with a passage
+    dense_rel: float = 0.0  # best cosine − cosine of the question with the base's mean vector
+    coverage: float = 0.0  # best share of the question's idf mass found in one top passage
+    lexical: float = 0.0  # log(1 + best BM25 score)
+    agreement: float = 0.0  # 1 / rank of the dense side's best resource in the lexical ranking
+    domain: float = 0.0  # logit of the domain gate (ESS and local public action or not)
+
+    def values(self) -> dict[str, float]:
+        return {
+            "dense": self.dense,
+            "dense_rel": self.dense_rel,
+            "coverage": self.coverage,
+            "lexical": self.lexical,
+            "agreement": self.agreement,
+            "domain": self.domain,
+        }
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """The outcome of retrieval: ranked resources, the signals and the decided outcome."""
+
+    query: str  # the text searched (a follow-up completed with the previous question)
     resources: tuple[ResourceHit, ...]
-    top_dense: float
-    top_lexical: float
-    coverage: float  # best BM25 score / idf sum of the question's terms
-    abstain: bool
+    signals: Signals = Signals()
+    probability: float = 1.0  # that the base answers the question (calibration)
+    outcome: str = "answered"  # "answered", "low_confidence" or "abstained"
+    term_weights: Mapping[str, float] = field(default_factory=dict)  # analyzed term → weight
+    focus: str = ""  # the question's own words (for a follow-up: without the previous one)
+    reason: str = ""  # why it abstained: "domain", "evidence", "filters" (nothing matched them)
+
+    @property
+    def abstain(self) -> bool:
+        return self.outcome == "abstained"
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,11 @@
 """Hybrid retrieval: dense (FAISS) + lexical (BM25, French analysis), fused, grouped by resource,
-with metadata filters, follow-up handling and the signals abstention decides on.
+with metadata filters, follow-up handling, and the signals the outcome is decided on.
+
+The outcome (answered / low confidence / abstained) comes from the calibration
+(`assistant.calibration`): a domain gate over the question's embedding, then a logistic model
+over `Signals` — measures chosen to keep their meaning when the base grows (shares of the
+question, similarity relative to the base's own, agreement between methods), not raw scores
+that drift with the number of passages.
 """
 
 from __future__ import annotations
@@ -8,11 +14,12 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from assistant.models import Filters, Hit, ResourceHit, Retrieval
+from assistant.calibration import Abstention, Calibration, DomainGate
+from assistant.models import Filters, Hit, ResourceHit, Retrieval, Signals
 from embeddings.base import Embedder
 from embeddings.lexical import analyze
 from embeddings.store import ResourceIndex
@@ -21,57 +28,90 @@ log = logging.getLogger(__name__)
 
 METHODS = ("lexical", "dense", "hybrid")
 RANK_DEPTH = 10  # resources ranked per question (evaluation, the closest resources shown)
+COVERAGE_HITS = 3  # passages whose coverage of the question is measured
 
 
 @dataclass(frozen=True)
 class RetrievalParams:
-    """Tunables of retrieval; the defaults were chosen on the evaluation set (see README)."""
+    """Tunables of retrieval; the fitted ones come from the calibration file."""
 
     method: str = "hybrid"
     candidates: int = 50  # chunks taken from each method before fusion
-    lexical_weight: float = 0.6  # weight of the lexical side in the relative-score fusion
+    lexical_weight: float = 0.5  # weight of the lexical side in the relative-score fusion
     passages_per_resource: int = 3
-    # Abstention (hybrid): a logistic model over three retrieval signals, fitted on
-    # tests/data/eval_questions.jsonl with the default model: the best dense cosine, the best
-    # BM25 score over the question's idf sum (how fully the best passage covers the question,
-    # whatever its length) and log(1 + best BM25). Its decision boundary is
-    # «dense + w_cov·coverage + w_lex·log1p(bm25) < threshold»; the threshold keeps in-scope
-    # abstention ≤ 5 % on that set (README, «Abstention»).
-    abstain_cov_weight: float = 0.1289
-    abstain_lex_weight: float = 0.0828
-    abstain_threshold: float = 0.9641
-    # Single-method runs (evaluation): one signal each, same calibration rule.
-    dense_only_threshold: float = 0.83
-    lexical_only_threshold: float = 2.0
+    # A follow-up's own words weigh 1, the previous question's words this much.
+    context_weight: float = 0.5
+    citation_ratio: float = 0.0  # cite resources scoring at least this share of the best
+    abstention: Abstention = field(default_factory=lambda: Abstention.constant("answered"))
+    domain: DomainGate | None = None
+
+    @classmethod
+    def from_calibration(cls, calibration: Calibration, **changes: object) -> RetrievalParams:
+        values: dict[str, object] = {
+            "lexical_weight": calibration.lexical_weight,
+            "citation_ratio": calibration.citation_ratio,
+            "abstention": calibration.abstention,
+            "domain": calibration.domain,
+        }
+        values.update(changes)
+        return cls(**values)  # type: ignore[arg-type]
 
 
-# A follow-up is short or leans on the previous turn («et en ville ?», «qui l'a organisé ?»).
-_FOLLOWUP_START = re.compile(
-    r"^\s*(et|mais|aussi|alors|puis|sinon|ou|and|what about|et pour|et si|pareil|idem)\b", re.I
+# ---------------------------------------------------------------------------- follow-ups
+
+# A follow-up leans on the previous turn: it opens on a continuation word («Et en ville ?»,
+# «what about …»), or it is short and points back with a pronoun («Qui l'a organisé ?»).
+_CONTINUATION = re.compile(
+    r"^\s*(et|mais|aussi|alors|puis|sinon|ou|pareil|idem|and|but|what about|how about)\b", re.I
 )
 _ANAPHORA = re.compile(
-    r"\b(il|elle|ils|elles|l['’]a|l['’]ont|ce|cet|cette|ces|celui|celle|ceux|ça|cela|y|en|"
-    r"le livret|ce guide|ce webinaire|cette fiche|cette ressource|ce document|it|this|that|they)\b",
+    r"\b(il|elle|ils|elles|l['’]a|l['’]ont|l['’]avez|lui|leur|ce|cet|cette|ces|celui|celle|"
+    r"ceux|ça|cela|y|it|its|this|that|they|them|their)\b",
     re.I,
 )
+_SHORT = 4  # content words: at most this many and the question cannot stand alone
 
 
-def contextual_query(question: str, history: Sequence[str]) -> str:
-    """The text to retrieve with: the question, completed by the previous question when it is
-    a follow-up that cannot stand alone."""
-    if not history:
-        return question
-    content = analyze(question)
-    previous = history[-1].strip()
+@dataclass(frozen=True)
+class Query:
+    """What retrieval searches for. `context` is the previous question when `question` is a
+    follow-up that cannot stand alone: a `shift` («Et en ville ?») changes one aspect, so its
+    own words weigh more; a `reference` («Qui l'a écrit ?») keeps the previous topic."""
+
+    question: str
+    context: str = ""
+    kind: str = "standalone"  # "standalone", "shift" or "reference"
+
+    @property
+    def text(self) -> str:
+        return f"{self.context} {self.question}" if self.context else self.question
+
+
+def contextual_query(question: str, history: Sequence[str]) -> Query:
+    """The query for `question` given the earlier questions of the conversation."""
+    previous = history[-1].strip() if history else ""
     if not previous:
-        return question
-    if (
-        len(content) <= 2
-        or _FOLLOWUP_START.match(question)
-        or (len(content) <= 4 and _ANAPHORA.search(question))
-    ):
-        return f"{previous} {question}"
-    return question
+        return Query(question)
+    content = len(analyze(question, thesaurus=False))
+    if _CONTINUATION.match(question) or content == 0:
+        return Query(question, previous, "shift")
+    if content <= _SHORT and _ANAPHORA.search(question):
+        return Query(question, previous, "reference")
+    if content <= 2:
+        return Query(question, previous, "shift")
+    return Query(question)
+
+
+def embed_query(embedder: Embedder, query: Query) -> np.ndarray:
+    """The dense query vector; a shift adds the follow-up's own vector so it weighs more."""
+    vector = embedder.embed_query(query.text)
+    if query.kind == "shift":
+        vector = vector + embedder.embed_query(query.question)
+        vector = vector / (np.linalg.norm(vector) or 1.0)
+    return vector
+
+
+# ---------------------------------------------------------------------------- retrieval
 
 
 def allowed_mask(
@@ -98,65 +138,120 @@ def retrieve(
     history: Sequence[str] = (),
     filters: Filters | None = None,
     max_resources: int = 3,
-    params: RetrievalParams = RetrievalParams(),
+    params: RetrievalParams | None = None,
     include_private: bool = False,
     query_vector: np.ndarray | None = None,
 ) -> Retrieval:
-    """Rank resources for `question`; see `RetrievalParams` for the knobs."""
+    """Rank resources for `question` and decide the outcome; see `RetrievalParams`."""
+    params = params or RetrievalParams()
     query = contextual_query(question, history)
     mask = allowed_mask(index, filters, include_private=include_private)
     k = params.candidates
 
+    if query_vector is None and embedder is not None:
+        query_vector = embed_query(embedder, query)
     dense: dict[int, float] = {}
-    lexical: dict[int, float] = {}
-    if params.method in ("dense", "hybrid"):
-        if query_vector is None:
-            if embedder is None:
-                raise ValueError("dense retrieval needs an embedder or a query vector")
-            query_vector = embedder.embed_query(query)
+    if query_vector is not None:
         dense = dict(index.search_dense(query_vector, k, mask))
-    if params.method in ("lexical", "hybrid"):
-        lexical = dict(index.lexical.search(query, k, allowed=mask))
-
-    rows = set(dense) | set(lexical)
-    if params.method == "hybrid" and query_vector is not None and rows:
+    lexical = dict(
+        index.lexical.search(
+            query.question, k, allowed=mask, context=query.context, weight=params.context_weight
+        )
+    )
+    if query_vector is not None and lexical:
         # Complete the dense side for rows only the lexical side found (cheap dot products).
-        missing = [r for r in rows if r not in dense]
+        missing = [r for r in lexical if r not in dense]
         if missing:
             scores = index.vectors[np.asarray(missing)] @ query_vector
             dense.update(zip(missing, map(float, scores), strict=True))
 
     fused = _fuse(dense, lexical, params)
-    ranked = _group(index, fused, dense, lexical, params.passages_per_resource)[:max_resources]
-
-    top_dense = max(dense.values(), default=0.0)
-    top_lexical = max(lexical.values(), default=0.0)
-    coverage = top_lexical / (index.lexical.idf_sum(query) or 1.0)
-    abstain = not ranked or should_abstain(top_dense, top_lexical, coverage, params)
+    ranked = _group(index, fused, dense, lexical, params.passages_per_resource)
+    signals = _signals(index, query, query_vector, dense, lexical, ranked, params)
+    probability, outcome, reason = decide(signals, params)
+    if not ranked:
+        outcome = "abstained"
+        reason = "filters" if mask is not None and not mask.any() else "evidence"
     return Retrieval(
-        query=query,
-        resources=tuple(ranked),
-        top_dense=top_dense,
-        top_lexical=top_lexical,
+        query=query.text,
+        resources=tuple(ranked[:max_resources]),
+        signals=signals,
+        probability=probability,
+        outcome=outcome,
+        term_weights=_term_weights(index, query, params.context_weight),
+        focus=query.question,
+        reason=reason,
+    )
+
+
+def decide(signals: Signals, params: RetrievalParams) -> tuple[float, str, str]:
+    """(probability that the base answers, outcome, reason of an abstention): the domain gate
+    first, then the abstention model."""
+    if params.domain is not None and signals.domain < params.domain.threshold:
+        return 0.0, "abstained", "domain"
+    probability = params.abstention.probability(signals.values())
+    outcome = params.abstention.outcome(probability)
+    return probability, outcome, "evidence" if outcome == "abstained" else ""
+
+
+def _signals(
+    index: ResourceIndex,
+    query: Query,
+    vector: np.ndarray | None,
+    dense: dict[int, float],
+    lexical: dict[int, float],
+    ranked: list[ResourceHit],
+    params: RetrievalParams,
+) -> Signals:
+    top_dense = max(dense.values(), default=0.0)
+    background = float(index.dense_mean @ vector) if vector is not None and len(index) else 0.0
+    weights = _term_weights(index, query, params.context_weight)
+    total = sum(weights.values()) or 1.0
+    coverage = 0.0
+    for group in ranked[:COVERAGE_HITS]:
+        for hit in group.hits[:1]:
+            present = set(analyze(_passage_text(index, hit)))
+            coverage = max(coverage, sum(w for t, w in weights.items() if t in present) / total)
+    return Signals(
+        dense=top_dense,
+        dense_rel=top_dense - background,
         coverage=coverage,
-        abstain=abstain,
+        lexical=math.log1p(max(lexical.values(), default=0.0)),
+        agreement=_agreement(index, dense, lexical),
+        domain=params.domain.logit(vector) if params.domain and vector is not None else 0.0,
     )
 
 
-def should_abstain(
-    top_dense: float, top_lexical: float, coverage: float, params: RetrievalParams
-) -> bool:
-    """True when the best matches are too weak to answer (see `RetrievalParams`)."""
-    if params.method == "lexical":
-        return top_lexical < params.lexical_only_threshold
-    if params.method == "dense":
-        return top_dense < params.dense_only_threshold
-    score = (
-        top_dense
-        + params.abstain_cov_weight * coverage
-        + params.abstain_lex_weight * math.log1p(top_lexical)
-    )
-    return score < params.abstain_threshold
+def _passage_text(index: ResourceIndex, hit: Hit) -> str:
+    r = index.resources.get(hit.chunk.resource_id)
+    head = f"{r.title}\n{r.summary}\n" if r is not None else ""
+    return head + hit.chunk.text
+
+
+def _term_weights(index: ResourceIndex, query: Query, context_weight: float) -> dict[str, float]:
+    """Analyzed query terms → weight × idf (terms unknown to the base get the largest idf)."""
+    own = dict.fromkeys(analyze(query.question))
+    context = [t for t in dict.fromkeys(analyze(query.context)) if t not in own]
+    idf = index.lexical.idf_of([*own, *context])
+    weights = {t: idf[t] for t in own}
+    weights.update({t: context_weight * idf[t] for t in context})
+    return weights
+
+
+def _agreement(index: ResourceIndex, dense: dict[int, float], lexical: dict[int, float]) -> float:
+    """1 / rank, in the lexical ranking of resources, of the dense side's best resource."""
+    if not dense or not lexical:
+        return 0.0
+    best_row = max(dense.items(), key=lambda kv: (kv[1], -kv[0]))[0]
+    best = index.chunks[best_row].resource_id
+    order: list[str] = []
+    for row, _ in sorted(lexical.items(), key=lambda kv: (-kv[1], kv[0])):
+        rid = index.chunks[row].resource_id
+        if rid not in order:
+            order.append(rid)
+            if rid == best:
+                return 1.0 / len(order)
+    return 0.0
 
 
 def _normalize(scores: dict[int, float]) -> dict[int, float]:

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.calibration import Calibration, base_fingerprint, load_calibration
 from assistant.compose import compose_answer
 from assistant.llm import generate_answer, stream_answer
 from assistant.models import Answer, Filters, Retrieval
@@ -61,12 +62,45 @@ class Assistant:
         params: RetrievalParams | None = None,
     ) -> None:
         self.settings = settings
-        self.params = params or RetrievalParams()
+        self._params = params
+        self._calibration: Calibration | None = None
         self._embedder = embedder
         self._index: ResourceIndex | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ components
+
+    @property
+    def calibration(self) -> Calibration:
+        """The calibration in use (`assistant.calibration` says where it is looked for)."""
+        if self._calibration is None:
+            self._calibration = load_calibration(self.settings.calibration, self.index_dir)
+            if self._calibration.model != self.settings.model:
+                log.warning(
+                    "calibration %s fitted for model %s, not %s",
+                    self._calibration.source,
+                    self._calibration.model,
+                    self.settings.model,
+                )
+        return self._calibration
+
+    @property
+    def params(self) -> RetrievalParams:
+        """Retrieval parameters: given explicitly (tests, evaluation) or from the calibration."""
+        if self._params is None:
+            self._params = RetrievalParams.from_calibration(self.calibration)
+        return self._params
+
+    @params.setter
+    def params(self, value: RetrievalParams) -> None:
+        self._params = value
+
+    def calibration_warnings(self) -> list[str]:
+        """Warnings when the calibration was fitted for another model or base."""
+        fingerprint = None
+        if current_version(self.index_dir) is not None:
+            fingerprint = base_fingerprint(self.index().manifest.resources)
+        return self.calibration.warnings(model=self.settings.model, fingerprint=fingerprint)
 
     @property
     def index_dir(self) -> Path:
@@ -199,7 +233,11 @@ class Assistant:
         text, notices = self.prepare_question(question)
         retrieval = self.retrieve(text, history=history, filters=filters, params=params)
         answer = compose_answer(
-            text, retrieval, notices=notices, max_sources=self.settings.max_sources
+            text,
+            retrieval,
+            notices=notices,
+            max_sources=self.settings.max_sources,
+            citation_ratio=(params or self.params).citation_ratio,
         )
         return answer, retrieval
 

@@ -31,6 +31,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "ESS_ASSISTANT_SERVE_THREADS": ("serve_threads", int),
     "ESS_ASSISTANT_ADMIN_PASSWORD": ("admin_password", str),
     "ESS_ASSISTANT_MAX_UPLOAD_MB": ("max_upload_mb", float),
+    "ESS_ASSISTANT_CALIBRATION": ("calibration", Path),
     "ESS_ASSISTANT_LLM_URL": ("llm_url", str),
     "ESS_ASSISTANT_LLM_MODEL": ("llm_model", str),
     "ESS_ASSISTANT_LLM_API_KEY": ("llm_api_key", str),
@@ -60,6 +61,7 @@ class Settings:
     # torch threads while serving: one question per thread is robust when several users or a
     # rebuild share the 2 cores (bench/RESULTS.md: 7× faster than 2 threads under load)
     serve_threads: int = 1
+    calibration: Path | None = None  # None: <index dir>/calibration.json, else the default
     admin_password: str | None = None
     max_upload_mb: float = 20.0
     llm_url: str | None = None

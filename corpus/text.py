@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from dataclasses import dataclass
 
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE"})
 
@@ -16,3 +18,40 @@ def strip_accents(text: str) -> str:
 def fold(text: str) -> str:
     """Case- and accent-insensitive form for comparisons: « Économie » → « economie »."""
     return strip_accents(text.casefold()).strip()
+
+
+@dataclass(frozen=True)
+class Sentence:
+    start: int  # offset of the sentence in the text given to `split_sentences` (+ its base)
+    end: int
+    text: str
+
+
+# A sentence ends at ., !, ?, … followed by a space and an upper-case letter, a quote, a
+# parenthesis or a digit — citation markers right after the full stop («… rurale. [1] Elle »)
+# stay with their sentence; a line break always ends a sentence (lists, headings).
+_SENTENCE_END = re.compile(
+    r"(?<=[.!?…])(?P<markers>(?:[ \t\u00a0]*\[[\d ,;]+\])*)[\s\u00a0]+(?=[«\"“(A-ZÀ-ÖØ-Þ0-9])"
+    r"|(?P<markers2>)\n+"
+)
+_BULLETS = " \t\u00a0•·-–"
+
+
+def split_sentences(text: str, base: int = 0) -> list[Sentence]:
+    """Split `text` into sentences with offsets (relative to `base`), dropping empty pieces
+    and list bullets; `text[s.start - base : s.end - base] == s.text`."""
+    out: list[Sentence] = []
+    pos = 0
+    for match in [*_SENTENCE_END.finditer(text), None]:
+        if match is None:
+            end = len(text)
+        else:
+            end = match.end("markers") if match.group("markers") is not None else match.start()
+        piece = text[pos:end]
+        stripped = piece.strip(_BULLETS)
+        if stripped:
+            lead = piece.index(stripped)
+            out.append(Sentence(base + pos + lead, base + pos + lead + len(stripped), stripped))
+        if match is not None:
+            pos = match.end()
+    return out

@@ -93,18 +93,21 @@ class LexicalIndex:
         log.info("lexical index: %d chunks, %d distinct tokens", len(chunks), len(vocab))
         return cls(retriever, len(chunks))
 
-    def idf_sum(self, query: str) -> float:
-        """Sum of the Lucene idf of the query's distinct tokens; a token unknown to the index
-        counts with the largest possible idf. `top score / idf_sum` says how fully the best
-        row matches the whole question, whatever its length."""
+    def idf_of(self, tokens: Sequence[str]) -> dict[str, float]:
+        """Lucene idf of each token; a token unknown to the index gets the largest possible
+        idf (as if it occurred in no row)."""
         n = self.num_rows
         indptr = self._bm25.scores["indptr"] if self._bm25 is not None else None
-        total = 0.0
-        for token in dict.fromkeys(analyze(query)):
+        out = {}
+        for token in tokens:
             i = self._vocab.get(token)
             df = 0 if i is None or indptr is None else int(indptr[i + 1] - indptr[i])
-            total += math.log(1 + (n - df + 0.5) / (df + 0.5))
-        return total
+            out[token] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        return out
+
+    def idf_sum(self, query: str) -> float:
+        """Sum of the idf of the query's distinct tokens (unknown tokens count fully)."""
+        return sum(self.idf_of(list(dict.fromkeys(analyze(query)))).values())
 
     def query_tokens(self, query: str) -> list[str]:
         """The analyzed query tokens that the index knows, without duplicates."""
@@ -121,17 +124,28 @@ class LexicalIndex:
         return np.asarray(self._bm25.get_scores_from_ids(ids), dtype=np.float32)
 
     def search(
-        self, query: str, k: int, allowed: np.ndarray | None = None
+        self,
+        query: str,
+        k: int,
+        allowed: np.ndarray | None = None,
+        *,
+        context: str = "",
+        weight: float = 1.0,
     ) -> list[tuple[int, float]]:
         """Up to `k` (row, score) pairs with a positive score, best first (ties: lower row).
 
-        `allowed` is an optional boolean mask over rows (metadata filters, private resources);
-        only allowed rows are returned. An empty list when no query token is in the index.
+        `context` (a follow-up's previous question) adds its tokens that `query` lacks, their
+        scores multiplied by `weight`. `allowed` is an optional boolean mask over rows
+        (metadata filters, private resources); only allowed rows are returned. An empty list
+        when no query token is in the index.
         """
         tokens = self.query_tokens(query)
-        if k <= 0 or not tokens:
+        extra = [t for t in self.query_tokens(context) if t not in tokens] if context else []
+        if k <= 0 or not (tokens or extra):
             return []
         scores = self._scores(tokens)
+        if extra:
+            scores = scores + np.float32(weight) * self._scores(extra)
         if allowed is not None:
             allowed = np.asarray(allowed, dtype=bool)
             if allowed.shape != (self.num_rows,):

@@ -172,6 +172,14 @@ class ResourceIndex:
         return self._rows_by_resource.get(resource_id, [])
 
     @functools.cached_property
+    def dense_mean(self) -> np.ndarray:
+        """Mean of the passage vectors: a question's cosine with it is its background
+        similarity to the base (computed once per loaded version)."""
+        if not len(self.chunks):
+            return np.zeros(self.vectors.shape[1] if self.vectors.ndim == 2 else 0, np.float32)
+        return np.asarray(self.vectors.mean(axis=0), dtype=np.float32)
+
+    @functools.cached_property
     def public_mask(self) -> np.ndarray | None:
         """Rows of public resources, or None when no resource is private (computed once)."""
         private = [rid for rid, r in self.resources.items() if r.private]

@@ -94,7 +94,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
                 )
             )
     if missing:
-        print(f"{len(missing)} questions sans jugement : {', '.join(missing[:10])}…", file=sys.stderr)
+        print(
+            f"{len(missing)} questions sans jugement : {', '.join(missing[:10])}…", file=sys.stderr
+        )
         return 1
     merged = assign_splits(merged, seed=SEED)
     write_questions(args.out, merged)

@@ -12,6 +12,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from assistant.calibration import Abstention, Calibration
 from assistant.service import Assistant
 from assistant.settings import Settings
 from corpus.bundled import bundled_corpus_dir
@@ -39,11 +40,23 @@ def corpus_copy(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def fake_settings(tmp_path: Path, corpus_copy: Path, fake_embedder: FakeEmbedder) -> Settings:
+def fake_calibration(tmp_path: Path) -> Path:
+    """A calibration for the fake model that never abstains: logic tests see answers (tests of
+    abstention give their own rule)."""
+    path = tmp_path / "fake-calibration.json"
+    Calibration(model=FAKE_MODEL, abstention=Abstention.constant("answered")).save(path)
+    return path
+
+
+@pytest.fixture
+def fake_settings(
+    tmp_path: Path, corpus_copy: Path, fake_embedder: FakeEmbedder, fake_calibration: Path
+) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         corpus_dir=corpus_copy,
         model=FAKE_MODEL,
+        calibration=fake_calibration,
     )
 
 

@@ -19,7 +19,7 @@ from embeddings.store import current_version
 from tests.fakes import FAKE_MODEL, FakeEmbedder
 
 REPO = Path(__file__).resolve().parent.parent
-PARAMS = RetrievalParams(abstain_threshold=-10.0)
+PARAMS = RetrievalParams()  # never abstains
 NEW = "Le marché des zorglubettes\n\nUne coopérative de zorglubettes vend en circuit court.\n"
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")

@@ -16,8 +16,13 @@ from tests.fakes import FAKE_MODEL, FakeEmbedder
 
 @pytest.fixture
 def env(
-    tmp_path: Path, corpus_copy: Path, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    corpus_copy: Path,
+    fake_embedder: FakeEmbedder,
+    fake_calibration: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Path:
+    monkeypatch.setenv("ESS_ASSISTANT_CALIBRATION", str(fake_calibration))
     monkeypatch.setenv("ESS_ASSISTANT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("ESS_ASSISTANT_CORPUS_DIR", str(corpus_copy))
     monkeypatch.setenv("ESS_ASSISTANT_MODEL", FAKE_MODEL)

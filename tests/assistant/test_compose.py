@@ -28,10 +28,7 @@ def _retrieval(body: str = BODY, query: str = "webinaire", abstain: bool = False
     return Retrieval(
         query=query,
         resources=(ResourceHit(r, 1.0, (hit,)),),
-        top_dense=0.9,
-        top_lexical=5.0,
-        coverage=0.5,
-        abstain=abstain,
+        outcome="abstained" if abstain else "answered",
     )
 
 

@@ -26,10 +26,7 @@ from assistant.service import Assistant
 from corpus.errors import ConfigurationError
 from corpus.models import Resource
 
-
-OPEN = RetrievalParams(
-    abstain_threshold=-10.0, lexical_only_threshold=0.0
-)  # fake cosines: never abstain
+OPEN = RetrievalParams()  # fake cosines: never abstain
 
 
 def _r(

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from assistant import llm
+from assistant.calibration import Abstention
 from assistant.llm import SYSTEM_PROMPT, build_messages, validation_error
 from assistant.models import Answer
 from assistant.retrieval import RetrievalParams
@@ -35,7 +36,7 @@ def _with_llm(assistant: Assistant, url: str, *, timeout: float = 2.0) -> Assist
     assistant.settings = assistant.settings.with_(
         llm_url=url, llm_model="test-model", llm_api_key="sk-test", llm_timeout=timeout
     )
-    assistant.params = RetrievalParams(abstain_threshold=-1.0)
+    assistant.params = RetrievalParams()
     return assistant
 
 
@@ -50,7 +51,7 @@ def extractive(fake_assistant: Assistant) -> Answer:
     plain = Assistant(
         fake_assistant.settings.with_(llm_url=None),
         embedder=fake_assistant.embedder,
-        params=RetrievalParams(abstain_threshold=-1.0),
+        params=RetrievalParams(),
     )
     answer = plain.ask(RURAL)
     assert answer.mode == "extractive" and [c.n for c in answer.citations] == [1, 2]
@@ -313,7 +314,7 @@ def test_injected_instructions_stay_data(
 def test_without_llm_url_no_request_and_one_answer(
     fake_assistant: Assistant, server: FakeLLMServer, extractive: Answer
 ) -> None:
-    fake_assistant.params = RetrievalParams(abstain_threshold=-1.0)
+    fake_assistant.params = RetrievalParams()
     assert fake_assistant.settings.llm_url is None
     answers = list(fake_assistant.ask_stream(RURAL))
     assert answers == [extractive]
@@ -322,7 +323,7 @@ def test_without_llm_url_no_request_and_one_answer(
 
 
 def test_abstention_never_asks_the_model(assistant: Assistant, server: FakeLLMServer) -> None:
-    assistant.params = RetrievalParams(abstain_threshold=1e9)
+    assistant.params = RetrievalParams(abstention=Abstention.constant("abstained"))
     answers = list(assistant.ask_stream("Quelle est la recette de la tarte tatin ?"))
     assert len(answers) == 1 and answers[0].abstained and answers[0].mode == "extractive"
     assert assistant.ask("Quelle est la recette de la tarte tatin ?").abstained
@@ -340,6 +341,10 @@ def test_validation_rules() -> None:
     assert "sentence without marker" in (validation_error("Phrase [1].\nAutre ligne", [1]) or "")
     assert "point to no source" in (validation_error("Phrase [3].", [1, 2]) or "")
     assert "point to no source" in (validation_error("Phrase [0].", [1, 2]) or "")
+    # A marker after the full stop belongs to its sentence; the next one still needs its own.
+    uncited = "Le guide date de 2020. [1] Il a été rédigé par des inconnus sans source."
+    assert "sentence without marker" in (validation_error(uncited, [1]) or "")
+    assert validation_error("Le guide date de 2020. [1] Il compte 32 pages. [1]", [1]) is None
 
 
 def test_messages_delimit_sources(extractive: Answer) -> None:
@@ -353,7 +358,7 @@ def test_messages_delimit_sources(extractive: Answer) -> None:
 
 
 def test_chat_without_llm_streams_one_final_turn(fake_assistant: Assistant) -> None:
-    fake_assistant.params = RetrievalParams(abstain_threshold=-1.0)
+    fake_assistant.params = RetrievalParams()
     handlers = ChatHandlers(fake_assistant, None)
     turns = list(handlers.respond_stream(RURAL, [], ["avant"]))
     assert turns == [handlers.respond(RURAL, [], ["avant"])]

@@ -25,7 +25,7 @@ NEW_TEXT = (
     "producteurs locaux vendent en circuit court, avec l’appui du département.\n"
 )
 # The fake embedder's cosines are small: never abstain, check the ranking.
-PARAMS = RetrievalParams(abstain_threshold=-10.0)
+PARAMS = RetrievalParams()  # never abstains
 
 
 def _chunks_of(path: Path, settings: Settings, embedder: FakeEmbedder) -> int:
