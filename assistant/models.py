@@ -144,28 +144,24 @@ class ResourceHit:
 class Signals:
     """Retrieval evidence the outcome is decided on (`assistant.calibration`).
 
-    Chosen to keep their meaning when the base grows: `coverage` is a share of the question,
-    `dense_rel` a similarity relative to the question's mean similarity to the base,
-    `agreement` compares the two methods' rankings; `dense` and `lexical` are the raw best
-    scores, kept for the fit to weigh.
+    All but `dense` and `lexical` keep their meaning when the base grows: shares of the
+    question's weighted terms, an idf normalized by its largest value, a similarity relative
+    to the question's mean similarity to the base, a rank. `dense` and `lexical` (raw best
+    scores, which drift with the base's size) are kept for display and ablations.
     """
 
     dense: float = 0.0  # best cosine of the question with a passage
     dense_rel: float = 0.0  # best cosine − cosine of the question with the base's mean vector
-    coverage: float = 0.0  # best share of the question's idf mass found in one top passage
+    coverage: float = 0.0  # best share of the question's weighted terms found in one top passage
+    resource_coverage: float = 0.0  # the same share in the whole best resource
+    key_terms: float = 0.0  # share of the question's two weightiest terms in that passage
+    missing: float = 0.0  # normalized weight of the weightiest term absent from that passage
     lexical: float = 0.0  # log(1 + best BM25 score)
     agreement: float = 0.0  # 1 / rank of the dense side's best resource in the lexical ranking
     domain: float = 0.0  # logit of the domain gate (ESS and local public action or not)
 
     def values(self) -> dict[str, float]:
-        return {
-            "dense": self.dense,
-            "dense_rel": self.dense_rel,
-            "coverage": self.coverage,
-            "lexical": self.lexical,
-            "agreement": self.agreement,
-            "domain": self.domain,
-        }
+        return {name: float(getattr(self, name)) for name in self.__dataclass_fields__}
 
 
 @dataclass(frozen=True)

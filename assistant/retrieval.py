@@ -207,15 +207,30 @@ def _signals(
     background = float(index.dense_mean @ vector) if vector is not None and len(index) else 0.0
     weights = _term_weights(index, query, params.context_weight)
     total = sum(weights.values()) or 1.0
-    coverage = 0.0
+    key = sorted(weights, key=lambda t: (-weights[t], t))[:2]
+    top_weight = index.lexical.max_idf() or 1.0
+    # The passage (best of each of the top resources) that holds most of the question.
+    present: set[str] = set()
+    coverage = -1.0
     for group in ranked[:COVERAGE_HITS]:
-        for hit in group.hits[:1]:
-            present = set(analyze(_passage_text(index, hit)))
-            coverage = max(coverage, sum(w for t, w in weights.items() if t in present) / total)
+        terms = set(analyze(_passage_text(index, group.best)))
+        share = sum(w for t, w in weights.items() if t in terms) / total
+        if share > coverage:
+            coverage, present = share, terms
+    coverage = max(coverage, 0.0)
+    key_share = sum(1 for t in key if t in present) / (len(key) or 1)
+    missing = max((w for t, w in weights.items() if t not in present), default=0.0) / top_weight
+    resource_coverage = 0.0
+    if ranked:
+        terms = index.resource_terms(ranked[0].resource.id)
+        resource_coverage = sum(w for t, w in weights.items() if t in terms) / total
     return Signals(
         dense=top_dense,
         dense_rel=top_dense - background,
         coverage=coverage,
+        resource_coverage=resource_coverage,
+        key_terms=key_share,
+        missing=missing,
         lexical=math.log1p(max(lexical.values(), default=0.0)),
         agreement=_agreement(index, dense, lexical),
         domain=params.domain.logit(vector) if params.domain and vector is not None else 0.0,

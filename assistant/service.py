@@ -212,7 +212,7 @@ class Assistant:
         params = params or self.params
         return retrieve(
             index,
-            self.embedder if params.method != "lexical" else None,
+            self.embedder,  # every method: the signals and the domain gate use the vector
             question,
             history=history,
             filters=filters,

@@ -98,7 +98,7 @@ def _previous(
 ) -> tuple[ResourceIndex | None, str]:
     """The reusable previous index, or None with the reason for a full rebuild."""
     try:
-        previous = ResourceIndex.load(index_dir)
+        previous = ResourceIndex.load(index_dir, stale_lexical_ok=True)
     except IndexNotFoundError:
         return None, "premier index"
     except AssistantError as exc:

@@ -39,6 +39,10 @@ import Stemmer
 
 from embeddings.thesaurus import concept_phrases
 
+# Bumped whenever tokens change (analyzer steps, acronyms, synonyms, thesaurus): an index
+# built by another version is refused at load and rebuilt by the next `build`.
+ANALYZER_VERSION = 2
+
 ACRONYMS: frozenset[str] = frozenset(
     {
         "ess", "scic", "scop", "cae", "ptce", "cress", "dla", "epci", "rtes", "siae", "iae",

@@ -24,8 +24,9 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
+from corpus.errors import ModelMismatchError
 from corpus.models import Chunk, Resource
-from embeddings.french import analyze
+from embeddings.french import ANALYZER_VERSION, analyze
 
 __all__ = ["LexicalIndex", "analyze", "resource_field_text"]
 
@@ -37,6 +38,10 @@ B = 0.75
 TITLE_REPEAT = 2
 FORMAT_VERSION = 1
 _META = "lexical.json"
+
+
+class AnalyzerChangedError(ModelMismatchError):
+    """The lexical index was built by another version of the analyzer (a build fixes it)."""
 
 
 class LexicalIndex:
@@ -105,6 +110,11 @@ class LexicalIndex:
             out[token] = math.log(1 + (n - df + 0.5) / (df + 0.5))
         return out
 
+    def max_idf(self) -> float:
+        """The idf of a token in no row: the largest possible (idf shares divide by it)."""
+        n = self.num_rows
+        return math.log(1 + (n + 0.5) / 0.5)
+
     def idf_sum(self, query: str) -> float:
         """Sum of the idf of the query's distinct tokens (unknown tokens count fully)."""
         return sum(self.idf_of(list(dict.fromkeys(analyze(query)))).values())
@@ -164,7 +174,12 @@ class LexicalIndex:
         """Write the index files into `directory` (created if needed; the caller renames)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        meta = {"format": FORMAT_VERSION, "rows": self.num_rows, "empty": self._bm25 is None}
+        meta = {
+            "format": FORMAT_VERSION,
+            "analyzer": ANALYZER_VERSION,
+            "rows": self.num_rows,
+            "empty": self._bm25 is None,
+        }
         if self._bm25 is not None:
             self._bm25.save(str(directory), show_progress=False)
         (directory / _META).write_text(json.dumps(meta), encoding="utf-8")
@@ -181,6 +196,12 @@ class LexicalIndex:
             raise ValueError(
                 f"lexical index format {meta.get('format')} in {directory}, "
                 f"expected {FORMAT_VERSION}: rebuild the index"
+            )
+        if meta.get("analyzer", 1) != ANALYZER_VERSION:
+            raise AnalyzerChangedError(
+                f"l'index lexical de {directory} a été construit avec une autre version de "
+                f"l'analyseur français ({meta.get('analyzer', 1)} → {ANALYZER_VERSION}) : "
+                "lancez `ess-assistant build`"
             )
         if meta["empty"]:
             return cls(None, int(meta["rows"]))

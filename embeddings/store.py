@@ -35,7 +35,8 @@ import numpy as np
 from corpus.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
 from corpus.loaders import FileError
 from corpus.models import Chunk, Download, Resource
-from embeddings.lexical import LexicalIndex
+from embeddings.french import analyze
+from embeddings.lexical import AnalyzerChangedError, LexicalIndex
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ IVF_NLIST = 4096
 IVF_NPROBE = 256
 IVF_TRAIN_POINTS = 50 * IVF_NLIST
 KEEP_OLD_VERSIONS = 2
+TERMS_CACHE = 20_000  # resources whose analyzed terms are kept in memory
 
 REBUILD_HINT = "lancez `ess-assistant build --full` pour reconstruire l'index"
 
@@ -161,6 +163,7 @@ class ResourceIndex:
                 f"{len(self.chunks)} passages) ; {REBUILD_HINT}"
             )
         self.version = version
+        self._terms: dict[str, frozenset[str]] = {}
         self._rows_by_resource: dict[str, list[int]] = {}
         for row, chunk in enumerate(self.chunks):
             self._rows_by_resource.setdefault(chunk.resource_id, []).append(row)
@@ -170,6 +173,16 @@ class ResourceIndex:
 
     def rows_of(self, resource_id: str) -> list[int]:
         return self._rows_by_resource.get(resource_id, [])
+
+    def resource_terms(self, resource_id: str) -> frozenset[str]:
+        """Analyzed terms of a whole resource (title, summary, body), cached per version."""
+        terms = self._terms.get(resource_id)
+        if terms is None:
+            r = self.resources[resource_id]
+            terms = frozenset(analyze(f"{r.title}\n{r.summary}\n{r.body}"))
+            if len(self._terms) < TERMS_CACHE:
+                self._terms[resource_id] = terms
+        return terms
 
     @functools.cached_property
     def dense_mean(self) -> np.ndarray:
@@ -251,24 +264,44 @@ class ResourceIndex:
 
     @classmethod
     def load(
-        cls, index_dir: Path, *, model: str | None = None, dimension: int | None = None
+        cls,
+        index_dir: Path,
+        *,
+        model: str | None = None,
+        dimension: int | None = None,
+        stale_lexical_ok: bool = False,
     ) -> ResourceIndex:
-        """Load the current version; raise a clear error if it is missing, corrupt or mismatched."""
+        """Load the current version; raise a clear error if it is missing, corrupt or mismatched.
+
+        `stale_lexical_ok` (the builder, which rebuilds the lexical index anyway) accepts a
+        lexical index made by another analyzer version and leaves it empty."""
         for _ in range(3):
             name = current_version(index_dir)
             try:
-                return cls._load_version(index_dir, name, model=model, dimension=dimension)
+                return cls._load_version(
+                    index_dir, name, model=model, dimension=dimension, stale_ok=stale_lexical_ok
+                )
             except IndexCorruptError:
                 # A build may have switched versions (and pruned this one) while we read it.
                 if current_version(index_dir) == name:
                     raise
         return cls._load_version(
-            index_dir, current_version(index_dir), model=model, dimension=dimension
+            index_dir,
+            current_version(index_dir),
+            model=model,
+            dimension=dimension,
+            stale_ok=stale_lexical_ok,
         )
 
     @classmethod
     def _load_version(
-        cls, index_dir: Path, name: str | None, *, model: str | None, dimension: int | None
+        cls,
+        index_dir: Path,
+        name: str | None,
+        *,
+        model: str | None,
+        dimension: int | None,
+        stale_ok: bool = False,
     ) -> ResourceIndex:
         if name is None:
             raise _not_found(index_dir)
@@ -295,7 +328,12 @@ class ResourceIndex:
                 d["themes"] = tuple(d.get("themes", ()))
                 d["keywords"] = tuple(d.get("keywords", ()))
                 resources[d["id"]] = Resource(**d)
-            lexical = LexicalIndex.load(folder / "lexical")
+            try:
+                lexical = LexicalIndex.load(folder / "lexical")
+            except AnalyzerChangedError:
+                if not stale_ok:
+                    raise
+                lexical = LexicalIndex(None, len(chunks))
         except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
             raise IndexCorruptError(
                 f"l'index {folder} est illisible ou incomplet ({exc}) ; {REBUILD_HINT}"

@@ -28,13 +28,8 @@ _ENTRIES: tuple[tuple[str, str], ...] = (
         "groupement d'employeurs mutualisation emploi",
     ),
     (
-        r"marques? (?:de |du )?(?:pays|territoire|territoriale)|labels? (?:de |du )?territo\w*|"
-        r"labels? locaux|label local|local brands?|territorial brands?",
+        r"marques? (?:de |du )?(?:pays|territoire|territoriale)|territorial brands?",
         "marque de Pays",
-    ),
-    (
-        r"cooperatives? d activites?|couveuses?|portage salarial|tester (?:son|une|leur) activite",
-        "coopérative d'activité et d'emploi",
     ),
     (
         r"cooperatives?|cooperation|cooperer|cooperate|working together|travailler ensemble|"
@@ -126,23 +121,11 @@ _ENTRIES: tuple[tuple[str, str], ...] = (
         r"webinars?|webinaires?|visio\w*|conferences? en ligne|online (?:seminars?|events?)",
         "webinaire",
     ),
-    (r"slides?|diaporamas?|presentation slides|supports? de presentation", "diaporama"),
-    (
-        r"guides?|handbooks?|manuals?|modes? d emploi|how to guide|livrets?|booklets?|brochures?|"
-        r"repere?ss?",
-        "guide mode d'emploi",
-    ),
     (r"studies|study|studied|etudes?|research|recherches?|analyses?", "étude"),
-    (r"english|anglais|translat\w*|traduction|traduite?s?", "version traduite en anglais"),
     (
         r"examples?|exemples?|initiatives?|retours? d experiences?|temoignages?|inspirant\w*|"
         r"projets? (?:concrets?|inspirants?)|case studies",
         "initiatives exemples témoignages",
-    ),
-    (
-        r"contracts?|contrats? (?:de territoire|territoriaux)|contractualis\w*|"
-        r"programmes? de developpement rural|rural development programm\w*|leader",
-        "contractualisation programmes de développement rural",
     ),
 )
 
