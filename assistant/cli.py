@@ -265,7 +265,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    status = Assistant(_settings(args)).status()
+    assistant = Assistant(_settings(args))
+    status = assistant.status()
     print(f"index       : {status.index_dir}")
     print(f"corpus      : {status.corpus_dir}")
     if status.version is None:
@@ -279,7 +280,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"erreurs     : {len(status.errors)}")
     for path, reason in status.errors:
         print(f"  {path} : {reason}")
+    _print_calibration(assistant)
     return 0
+
+
+def _print_calibration(assistant: Assistant, *, file: Any = None) -> None:
+    """Which calibration is in use, and a warning when it was fitted elsewhere."""
+    calibration = assistant.calibration
+    print(f"calibration : {calibration.source} (ajustée le {calibration.created_at})", file=file)
+    for warning in assistant.calibration_warnings():
+        print(f"  ⚠ {warning}", file=file)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -287,6 +297,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     assistant = Assistant(_settings(args))
     _ensure_index(assistant)
+    _print_calibration(assistant)
     print(
         run_eval_command(
             assistant,
@@ -359,7 +370,8 @@ def describe_calibration(calibration: Any) -> str:
     if "citations" in cv:
         c = cv["citations"]
         lines.append(
-            f"citations : ratio {calibration.citation_ratio} (F1 {c['score']:.3f}, VC {c['cv_score']:.3f})"
+            f"citations : ratio {calibration.citation_ratio} ({c['metric']} {c['score']:.3f}, "
+            f"VC {c['cv_score']:.3f})"
         )
     return "\n".join(lines)
 

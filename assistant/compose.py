@@ -120,6 +120,8 @@ def score_sentence(
             score += 1.0 if share > 0 else 0.3
     if len(text.split()) > 60:
         score -= 0.3  # a run-on paragraph: a worse quote
+    if text[:1].islower():
+        score -= 0.3  # a fragment of a list or a cut sentence
     return score - 0.15 * rank
 
 
@@ -221,8 +223,13 @@ def _not_found(question: str, retrieval: Retrieval, notices: Sequence[str]) -> A
     return Answer(question=question, text=text, abstained=True, notices=tuple(notices))
 
 
+_MARKUP = re.compile(r"\*\*|__|^[#>\s]+")  # Markdown emphasis, heading and quote marks
+
+
 def _clip(text: str) -> str:
-    text = re.sub(r"[\s\u00a0]+", " ", text).strip()
+    """A source sentence as quoted: one line, no Markdown marks, ending with punctuation."""
+    text = _MARKUP.sub("", re.sub(r"[\s\u00a0]+", " ", text).strip()).strip()
+    text = text.rstrip(" ;:,–-")
     return text if text[-1:] in '.!?…»)"' else text + "."
 
 

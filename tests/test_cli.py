@@ -166,3 +166,55 @@ def test_import_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert main(["import", str(seed), "--out", str(out)]) == 0
     assert len(list(out.glob("*.md"))) == 9
     assert "9 fichier(s)" in capsys.readouterr().out
+
+
+def test_status_says_which_calibration_is_used(
+    env: Path, fake_calibration: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["build"]) == 0
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert f"calibration : {fake_calibration}" in out
+    assert "ajustée sur d'autres bases" in out  # fitted on no base at all
+
+
+def test_calibrate_writes_a_calibration_that_ask_then_uses(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert main(["build"]) == 0
+    rows = []
+    from corpus.bundled import bundled_corpus_dir
+
+    for i, path in enumerate(sorted(bundled_corpus_dir().glob("*.md"))):
+        title = next(
+            line for line in path.read_text("utf-8").splitlines() if line.startswith("title:")
+        )
+        words = title.split(":", 1)[1].strip(" '\"")
+        rows.append({"id": f"a{i}", "question": words, "relevant": {path.stem: 2}})
+        rows.append(
+            {"id": f"b{i}", "question": " ".join(words.split()[:3]), "relevant": {path.stem: 2}}
+        )
+    for i, q in enumerate(["zorglub", "recette crêpes", "météo Lyon", "roue de vélo", "passeport"]):
+        rows.append({"id": f"n{i}", "question": q, "relevant": {}, "out_of_scope": "far"})
+    path = tmp_path / "set.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), "utf-8")
+    capsys.readouterr()
+    monkeypatch.delenv("ESS_ASSISTANT_CALIBRATION")
+    assert main(["calibrate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "calibration écrite dans" in out and "abstention : AUC VC" in out
+    written = env / "index" / "calibration.json"
+    assert written.is_file()
+    assert main(["status"]) == 0
+    status = capsys.readouterr().out
+    assert f"calibration : {written}" in status and "⚠" not in status  # fitted on this base
+
+
+def test_calibrate_refuses_too_few_questions(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "few.jsonl"
+    path.write_text('{"question": "SCIC", "relevant": {}}\n', encoding="utf-8")
+    assert main(["calibrate", str(path)]) == 2
+    assert "au moins 20" in capsys.readouterr().err

@@ -49,6 +49,8 @@ CSS = """
   background: rgba(208, 140, 0, .08); }
 .error { color: #b3261e; }
 .answer.abstained { font-style: italic; }
+.notice.low-confidence { border-left-color: #b45309; background: #fff7ed; color: #7c2d12; }
+.answer.low-confidence { border-left: 3px dashed #b45309; padding-left: .6em; }
 .source { border: 1px solid var(--border-color-primary); border-radius: .5em; padding: .6em .8em;
   margin-bottom: .7em; }
 .source-n { font-weight: 700; color: var(--color-accent); }

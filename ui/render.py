@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from assistant.compose import LOW_CONFIDENCE
 from assistant.models import Answer, Citation
 from corpus.models import Resource
 
@@ -133,10 +134,15 @@ def citation_type(citation: Citation) -> str:
 def answer_html(answer: Answer) -> str:
     """The answer text, escaped, with `[n]` markers as superscript badges pointing to the
     sources panel; notices (e.g. a truncated question) are shown above."""
-    parts = [
-        f'<div class="notice"><strong>Remarque :</strong> {esc(notice)}</div>'
-        for notice in answer.notices
-    ]
+    parts = []
+    for notice in answer.notices:
+        if notice == LOW_CONFIDENCE:  # the middle outcome: shown as such, not as a remark
+            parts.append(
+                '<div class="notice low-confidence" role="note">'
+                f"<strong>Réponse incertaine :</strong> {esc(notice)}</div>"
+            )
+        else:
+            parts.append(f'<div class="notice"><strong>Remarque :</strong> {esc(notice)}</div>')
     titles = {c.n: c.title for c in answer.citations}
 
     def badge(match: re.Match[str]) -> str:
@@ -149,7 +155,9 @@ def answer_html(answer: Answer) -> str:
         )
 
     body = _MARKER.sub(badge, _text_html(answer.text))
-    css = "answer abstained" if answer.abstained else "answer"
+    css = {"abstained": "answer abstained", "low_confidence": "answer low-confidence"}.get(
+        answer.outcome, "answer"
+    )
     parts.append(f'<div class="{css}">{body}</div>')
     return "".join(parts)
 

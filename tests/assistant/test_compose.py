@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
-from assistant.compose import MAX_WORDS, NOT_FOUND, asked_facts, compose_answer, split_sentences
+from assistant.compose import (
+    LOW_CONFIDENCE,
+    MAX_WORDS,
+    NO_MATCH_FOR_FILTERS,
+    NOT_FOUND,
+    OUT_OF_DOMAIN,
+    asked_facts,
+    compose_answer,
+    split_sentences,
+)
 from assistant.models import Hit, ResourceHit, Retrieval
 from corpus.models import Chunk, Resource
 
@@ -85,3 +95,59 @@ def test_prompt_injection_in_a_resource_is_just_text() -> None:
     answer = compose_answer("Quand a eu lieu le webinaire ?", _retrieval(body=body))
     assert "[1]" in answer.text and "2020" in answer.text
     assert not answer.abstained
+
+
+def _two(scores: tuple[float, float], outcome: str = "answered") -> Retrieval:
+    bodies = {
+        "a": "Le RTES a organisé un webinaire sur les monnaies locales en 2021.\n"
+        "date 2017-05\n"
+        "## Programme\n"
+        "La monnaie locale du Pays basque compte **4 000 utilisateurs** et 1 300 prestataires.",
+        "b": "Les monnaies locales complémentaires sont encadrées par la loi ESS de 2014.",
+    }
+    groups = []
+    for rid, score in zip(("a", "b"), scores, strict=True):
+        body = bodies[rid]
+        r = Resource(id=rid, title=f"Ressource {rid}", body=body)
+        chunk = Chunk(resource_id=rid, position=0, start=0, end=len(body), text=body, title=r.title)
+        groups.append(ResourceHit(r, score, (Hit(row=0, chunk=chunk, score=score),)))
+    return Retrieval(
+        query="combien utilisateurs monnaie locale",
+        resources=tuple(groups),
+        outcome=outcome,
+        term_weights={"combien": 0.0, "utilis": 2.0, "monnai": 1.0, "local": 0.5},
+    )
+
+
+def test_the_sentence_that_answers_comes_first_and_metadata_is_never_quoted() -> None:
+    answer = compose_answer("Combien d'utilisateurs a la monnaie locale ?", _two((1.0, 0.9)))
+    first = answer.text.split("\n")[0]
+    assert (
+        first
+        == "La monnaie locale du Pays basque compte 4 000 utilisateurs et 1 300 prestataires. [1]"
+    )
+    assert "date 2017-05" not in answer.text and "Programme" not in answer.text
+    assert "**" not in answer.text  # Markdown emphasis is not quoted
+
+
+def test_every_supported_resource_is_cited_and_weak_ones_are_not() -> None:
+    close = compose_answer("Combien d'utilisateurs ?", _two((1.0, 0.9)), citation_ratio=0.6)
+    assert [c.resource_id for c in close.citations] == ["a", "b"]
+    far = compose_answer("Combien d'utilisateurs ?", _two((1.0, 0.3)), citation_ratio=0.6)
+    assert [c.resource_id for c in far.citations] == ["a"]
+    assert compose_answer("?", _two((1.0, 0.9)), max_sources=1).citations[0].resource_id == "a"
+
+
+def test_low_confidence_answers_say_so() -> None:
+    answer = compose_answer("Combien d'utilisateurs ?", _two((1.0, 0.9), "low_confidence"))
+    assert answer.outcome == "low_confidence" and not answer.abstained
+    assert answer.notices[0] == LOW_CONFIDENCE and answer.citations
+
+
+def test_abstentions_say_why() -> None:
+    base = _two((1.0, 0.9), "abstained")
+    assert compose_answer("?", base).text == NOT_FOUND
+    domain = compose_answer("?", replace(base, reason="domain"))
+    assert domain.text == OUT_OF_DOMAIN and domain.outcome == "abstained"
+    filters = compose_answer("?", replace(base, reason="filters", resources=()))
+    assert filters.text == NO_MATCH_FOR_FILTERS

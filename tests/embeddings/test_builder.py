@@ -189,3 +189,20 @@ def test_cli_reports_the_lock(
         assert "déjà en cours" in capsys.readouterr().err
     finally:
         lock.release()
+
+
+def test_an_analyzer_change_is_refused_at_load_and_fixed_by_a_build_without_reembedding(
+    fake_assistant: Assistant, fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import embeddings.lexical as lexical
+    from corpus.errors import ModelMismatchError
+    from embeddings.store import ResourceIndex
+
+    monkeypatch.setattr(lexical, "ANALYZER_VERSION", lexical.ANALYZER_VERSION + 1)
+    with pytest.raises(ModelMismatchError, match="analyseur") as err:
+        ResourceIndex.load(fake_assistant.index_dir)
+    assert err.value.exit_code == 3 and "ess-assistant build" in str(err.value)
+    before = len(fake_embedder.embedded)
+    report = fake_assistant.build()
+    assert report.chunks_embedded == 0 and len(fake_embedder.embedded) == before
+    assert len(ResourceIndex.load(fake_assistant.index_dir).lexical) == report.total_chunks

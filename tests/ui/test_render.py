@@ -358,3 +358,20 @@ def test_resource_viewer_is_inert(attack: str) -> None:
     assert "Lien vers l'original" not in out
     if "<script>" in attack:
         assert "&lt;script&gt;" in out
+
+
+def test_low_confidence_answer_is_shown_distinctly() -> None:
+    from assistant.compose import LOW_CONFIDENCE
+
+    answer = Answer(
+        question="q",
+        text="t [1]",
+        abstained=False,
+        citations=(_citation(),),
+        notices=(LOW_CONFIDENCE,),
+        outcome="low_confidence",
+    )
+    html_out = answer_html(answer)
+    assert 'class="notice low-confidence"' in html_out and "Réponse incertaine" in html_out
+    assert 'class="answer low-confidence"' in html_out
+    assert "Remarque" not in html_out
