@@ -18,8 +18,9 @@ What it holds:
   grows (`assistant.retrieval.Signals`), giving the probability that the base answers the
   question; below `abstain_below` the assistant abstains, below `low_below` it answers with
   low confidence;
-- `lexical_weight` (fusion) and `citation_ratio` (a resource is cited when its score is at
-  least this share of the best one);
+- `lexical_weight` (fusion), `context_weight` / `reference_weight` (how much a follow-up's previous
+  question weighs against its own words, for a topic shift / a reference) and `citation_ratio` (a resource is cited when its score is at least
+  this share of the best one);
 - where and on what it was fitted (model, base fingerprints, data hash) and its
   cross-validated figures.
 """
@@ -99,6 +100,8 @@ class Calibration:
     abstention: Abstention
     domain: DomainGate | None = None
     lexical_weight: float = 0.5
+    context_weight: float = 0.5
+    reference_weight: float = 1.0
     citation_ratio: float = 0.0
     fitted_on: tuple[dict[str, Any], ...] = ()  # {"name", "fingerprint", "resources", "questions"}
     data_hash: str = ""

@@ -360,6 +360,16 @@ def describe_calibration(calibration: Any) -> str:
         lines.append(
             f"fusion : poids lexical {calibration.lexical_weight} (MRR {f['score']:.3f}, VC {f['cv_score']:.3f})"
         )
+    for kind, label, value in (
+        ("shift", "changement de sujet", calibration.context_weight),
+        ("reference", "renvoi à la réponse", calibration.reference_weight),
+    ):
+        f = cv.get("context", {}).get(kind, {})
+        if f.get("score") is not None:
+            lines.append(
+                f"relances ({label}) : poids de la question précédente {value} "
+                f"(MRR {f['score']:.3f}, VC {f['cv_score']:.3f}, {f['questions']} questions)"
+            )
     if "abstention" in cv:
         a = cv["abstention"]
         lines.append(

@@ -8,6 +8,7 @@ Steps, in order (each uses the previous ones):
    `MAX_DOMAIN_REFUSED` of the in-domain questions (out-of-fold) and of the tuning questions
    that the base answers;
 2. the fusion weight of the lexical side: the grid value with the best mean MRR (grade 2);
+   then, on the follow-up questions, the weight of the previous question's words the same way;
 3. the abstention model: a logistic regression over `Signals`, fitted on questions the base
    answers (a grade-2 resource) against questions nothing in it answers (no resource graded
    ≥ 1); `abstain_below` keeps the out-of-fold abstention of answerable questions at
@@ -61,6 +62,7 @@ MAX_ANSWERABLE_ABSTAINED = 0.04  # the README's promise is ≤ 5 %, with a margi
 MAX_CONFIDENT_UNANSWERABLE = 0.05
 MAX_DOMAIN_REFUSED = 0.005  # a hard refusal: its false refusals must stay rare
 FUSION_GRID = tuple(round(x, 2) for x in np.linspace(0.0, 1.0, 11))
+CONTEXT_GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
 RATIO_GRID = tuple(round(x, 2) for x in np.linspace(0.0, 1.0, 21))
 
 Progress = Callable[[int, int, str], None]
@@ -173,12 +175,24 @@ def collect(
 
 
 def with_signals(
-    assistant: Assistant, rows: Sequence[Row], *, weight: float, gate: DomainGate | None
+    assistant: Assistant,
+    rows: Sequence[Row],
+    *,
+    weight: float,
+    gate: DomainGate | None,
+    contexts: dict[str, float] | None = None,
 ) -> list[Row]:
     index = assistant.index()
     out = []
+    default = RetrievalParams()
+    contexts = contexts or {}
     for row in rows:
-        params = RetrievalParams(lexical_weight=weight, domain=gate)
+        params = RetrievalParams(
+            lexical_weight=weight,
+            context_weight=contexts.get("shift", default.context_weight),
+            reference_weight=contexts.get("reference", default.reference_weight),
+            domain=gate,
+        )
         r = retrieve(
             index,
             assistant.embedder,
@@ -243,6 +257,51 @@ def fit_fusion(rows: Sequence[Row]) -> tuple[float, dict[str, Any]]:
 CITATION_BETA = 2.0
 
 
+def fit_context_weights(
+    bases: Sequence[tuple[Assistant, Sequence[Row]]], *, weight: float
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """The weight of a follow-up's previous question, per kind of follow-up ("shift",
+    "reference"), on the answerable follow-ups of that kind."""
+    default = RetrievalParams()
+    chosen = {"shift": default.context_weight, "reference": default.reference_weight}
+    figures: dict[str, Any] = {}
+    for kind in chosen:
+        followups: list[Row] = []
+        for assistant, rows in bases:
+            index = assistant.index()
+            for row in rows:
+                q = row.question
+                if row.kind != "answerable" or contextual_query(q.question, q.history).kind != kind:
+                    continue
+                rankings = {}
+                for context in CONTEXT_GRID:
+                    params = RetrievalParams(
+                        lexical_weight=weight, context_weight=context, reference_weight=context
+                    )
+                    r = retrieve(
+                        index,
+                        assistant.embedder,
+                        q.question,
+                        history=q.history,
+                        max_resources=RANK_DEPTH,
+                        params=params,
+                        query_vector=row.vector,
+                    )
+                    rankings[context] = tuple((g.resource.id, g.score) for g in r.resources)
+                followups.append(replace(row, rankings=rankings))
+        if len(followups) < FOLDS:
+            figures[kind] = {"questions": len(followups)}
+            continue
+        chosen[kind], score, cv = _grid_cv(followups, CONTEXT_GRID, _mrr)
+        figures[kind] = {
+            "metric": "MRR (grade 2)",
+            "questions": len(followups),
+            "score": round(score, 4),
+            **cv,
+        }
+    return chosen, figures
+
+
 def _citation_f(row: Row, ratio: float, weight: float, max_sources: int) -> float:
     ranking = row.rankings[weight][:max_sources]
     if not ranking:
@@ -294,18 +353,29 @@ def fit_abstention(
     used = [r for r in rows if r.kind in ("answerable", "nothing")]
     X = _matrix(used, features)
     y = np.array([1 if r.kind == "answerable" else 0 for r in used])
+    bases = np.array([r.base for r in used])
+    # Each base weighs the same in the fit, whatever its number of questions: the rule must
+    # hold on a small base and on a large one alike.
+    weight = np.array([len(used) / (len(set(bases)) * int((bases == b).sum())) for b in bases])
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=SEED)
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+    fit_params = {"logisticregression__sample_weight": weight}
     search = GridSearchCV(
         pipe, {"logisticregression__C": [0.01, 0.1, 1, 10]}, cv=folds, scoring="roc_auc"
     )
-    search.fit(X, y)
+    search.fit(X, y, **fit_params)
     c = float(search.best_params_["logisticregression__C"])
     pipe.set_params(logisticregression__C=c)
-    oof = cross_val_predict(pipe, X, y, cv=folds, method="predict_proba")[:, 1]
-    pipe.fit(X, y)
+    oof = cross_val_predict(pipe, X, y, cv=folds, method="predict_proba", params=fit_params)[:, 1]
+    pipe.fit(X, y, **fit_params)
     scaler, model = pipe.named_steps["standardscaler"], pipe.named_steps["logisticregression"]
-    abstain_below = float(np.quantile(oof[y == 1], MAX_ANSWERABLE_ABSTAINED))
+    # Abstention on answerable questions must stay low on every base: the strictest quantile.
+    answerable = [oof[(y == 1) & (bases == b)] for b in sorted(set(bases))]
+    unanswerable = [oof[(y == 0) & (bases == b)] for b in sorted(set(bases))]
+    abstain_below = min(
+        float(np.quantile(p, MAX_ANSWERABLE_ABSTAINED)) for p in answerable if len(p)
+    )
+    # A low-confidence answer is a softer failure than an abstention: pooled over the bases.
     low_below = max(abstain_below, float(np.quantile(oof[y == 0], 1 - MAX_CONFIDENT_UNANSWERABLE)))
     rule = Abstention(
         features=tuple(features),
@@ -324,6 +394,15 @@ def fit_abstention(
         "cv_answerable_abstained": round(float((oof[y == 1] < abstain_below).mean()), 4),
         "cv_unanswerable_abstained": round(float((oof[y == 0] < abstain_below).mean()), 4),
         "cv_unanswerable_confident": round(float((oof[y == 0] >= low_below).mean()), 4),
+        "per_base": {
+            b: {
+                "answerable_abstained": round(float((p < abstain_below).mean()), 4),
+                "unanswerable_abstained": round(float((q < abstain_below).mean()), 4)
+                if len(q)
+                else None,
+            }
+            for b, p, q in zip(sorted(set(bases)), answerable, unanswerable, strict=True)
+        },
     }
     return rule, cv
 
@@ -392,9 +471,10 @@ def calibrate(
         progress(0, 1, "Filtre de domaine")
     gate, gate_cv = fit_domain_gate(first, answerable_vectors)
     weight, fusion_cv = fit_fusion(rows)
+    contexts, context_cv = fit_context_weights(list(per_base.values()), weight=weight)
     rows = []
     for assistant, collected in per_base.values():
-        rows.extend(with_signals(assistant, collected, weight=weight, gate=gate))
+        rows.extend(with_signals(assistant, collected, weight=weight, contexts=contexts, gate=gate))
     abstention, abstention_cv = fit_abstention(rows)
     ratio, citation_cv = fit_citation_ratio(
         rows, weight=weight, max_sources=first.settings.max_sources
@@ -413,12 +493,15 @@ def calibrate(
         abstention=abstention,
         domain=gate,
         lexical_weight=weight,
+        context_weight=contexts["shift"],
+        reference_weight=contexts["reference"],
         citation_ratio=ratio,
         fitted_on=fitted_on,
         data_hash=data_hash(rows),
         cv={
             "domain": gate_cv,
             "fusion": fusion_cv,
+            "context": context_cv,
             "abstention": abstention_cv,
             "citations": citation_cv,
             "ablation": ablation(rows),

@@ -39,8 +39,10 @@ class RetrievalParams:
     candidates: int = 50  # chunks taken from each method before fusion
     lexical_weight: float = 0.5  # weight of the lexical side in the relative-score fusion
     passages_per_resource: int = 3
-    # A follow-up's own words weigh 1, the previous question's words this much.
+    # A follow-up's own words weigh 1, the previous question's words this much: for a topic
+    # shift («Et en ville ?») and for a reference to the previous answer («Qui l'a écrit ?»).
     context_weight: float = 0.5
+    reference_weight: float = 1.0
     citation_ratio: float = 0.0  # cite resources scoring at least this share of the best
     abstention: Abstention = field(default_factory=lambda: Abstention.constant("answered"))
     domain: DomainGate | None = None
@@ -49,12 +51,17 @@ class RetrievalParams:
     def from_calibration(cls, calibration: Calibration, **changes: object) -> RetrievalParams:
         values: dict[str, object] = {
             "lexical_weight": calibration.lexical_weight,
+            "context_weight": calibration.context_weight,
+            "reference_weight": calibration.reference_weight,
             "citation_ratio": calibration.citation_ratio,
             "abstention": calibration.abstention,
             "domain": calibration.domain,
         }
         values.update(changes)
         return cls(**values)  # type: ignore[arg-type]
+
+    def weight_of_context(self, query: Query) -> float:
+        return self.reference_weight if query.kind == "reference" else self.context_weight
 
 
 # ---------------------------------------------------------------------------- follow-ups
@@ -155,7 +162,11 @@ def retrieve(
         dense = dict(index.search_dense(query_vector, k, mask))
     lexical = dict(
         index.lexical.search(
-            query.question, k, allowed=mask, context=query.context, weight=params.context_weight
+            query.question,
+            k,
+            allowed=mask,
+            context=query.context,
+            weight=params.weight_of_context(query),
         )
     )
     if query_vector is not None and lexical:
@@ -178,7 +189,7 @@ def retrieve(
         signals=signals,
         probability=probability,
         outcome=outcome,
-        term_weights=_term_weights(index, query, params.context_weight),
+        term_weights=_term_weights(index, query, params.weight_of_context(query)),
         focus=query.question,
         reason=reason,
     )
@@ -205,7 +216,7 @@ def _signals(
 ) -> Signals:
     top_dense = max(dense.values(), default=0.0)
     background = float(index.dense_mean @ vector) if vector is not None and len(index) else 0.0
-    weights = _term_weights(index, query, params.context_weight)
+    weights = _term_weights(index, query, params.weight_of_context(query))
     total = sum(weights.values()) or 1.0
     key = sorted(weights, key=lambda t: (-weights[t], t))[:2]
     top_weight = index.lexical.max_idf() or 1.0

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from assistant.evaluation import compute_metrics, evaluate, load_questions
+from assistant.eval_data import load_questions, select
+from assistant.evaluation import compute_metrics, evaluate
 from assistant.service import Assistant
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -56,18 +57,42 @@ def test_answers_hold_the_fact_asked_for(
     assert fact in real_assistant.ask(question).text
 
 
-@pytest.mark.parametrize("name", ["eval_questions.jsonl", "eval_heldout.jsonl"])
-def test_retrieval_targets_on_the_evaluation_sets(real_assistant: Assistant, name: str) -> None:
-    results = evaluate(real_assistant, load_questions(DATA / name), ["lexical", "dense", "hybrid"])
+def test_quality_on_the_sealed_part_of_the_bundled_base(real_assistant: Assistant) -> None:
+    """The README's sealed-part figures, with stated margins (measured: cited 0.935, MRR
+    0.957 vs 0.935 lexical / 0.942 dense, answerable abstained 0.022, far abstained 0.833,
+    facts 0.938, follow-ups 5/6). The sets were written and judged independently; nothing
+    was fitted on this part (README, « Measured quality »)."""
+    questions = select(load_questions(DATA / "sets" / "bundled.jsonl"), split="sealed")
+    results = evaluate(real_assistant, questions, ["lexical", "dense", "hybrid"])
     m = {method: compute_metrics(rs) for method, rs in results.items()}
     hybrid = m["hybrid"]
-    assert hybrid.recall_at_3 >= 0.95 and hybrid.mrr >= 0.90
+    assert hybrid.cited_answering is not None and hybrid.cited_answering >= 0.90
+    assert hybrid.mrr is not None and hybrid.mrr >= 0.93
     for single in ("lexical", "dense"):
-        assert hybrid.recall_at_3 >= m[single].recall_at_3
-        assert hybrid.mrr >= m[single].mrr
-    assert hybrid.abstention_recall >= 0.90
-    assert hybrid.in_scope_abstention_rate <= 0.05
-    assert hybrid.facts_found / hybrid.facts >= 0.85
+        assert hybrid.mrr >= (m[single].mrr or 0.0)
+    assert hybrid.answerable_abstained is not None and hybrid.answerable_abstained <= 0.07
+    assert hybrid.far_abstained is not None and hybrid.far_abstained >= 0.8
+    assert hybrid.fact_rate is not None and hybrid.fact_rate >= 0.85
+    followups = [r for r in results["hybrid"] if r.question.style.startswith("followup")]
+    assert sum(r.cited_at(2) for r in followups) >= len(followups) - 2
+
+
+def test_a_topic_shift_follow_up_leaves_the_old_topic(real_assistant: Assistant) -> None:
+    rural = real_assistant.ask("Comment financer l'ESS en milieu rural ?")
+    city = real_assistant.ask("Et en ville ?", history=["Comment financer l'ESS en milieu rural ?"])
+    assert city.text != rural.text  # no longer the rural answer word for word
+    city_resource = "reperess-developper-l-ess-dans-les-quartiers-politique-de-la-ville"
+    assert city_resource in [c.resource_id for c in city.citations]
+    assert city_resource not in [c.resource_id for c in rural.citations]
+
+
+def test_far_questions_are_refused_by_the_domain_gate(real_assistant: Assistant) -> None:
+    for question in (
+        "Quelle est la recette des crêpes ?",
+        "Qui est le président de la République ?",
+    ):
+        answer, retrieval = real_assistant.answer(question)
+        assert answer.abstained and retrieval.reason == "domain", question
 
 
 def test_cli_json_batch_with_the_real_model(real_assistant: Assistant) -> None:
