@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test test-fast lint browser-deps bench-quick clean
+.PHONY: install run test test-fast lint browser-deps bench-quick eval calibration clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ bench-quick: install
 	$(BIN)/python bench/bench_query.py --quick
 	$(BIN)/python bench/bench_cold_start.py --quick
 	$(BIN)/python bench/bench_langchain.py --quick
+
+# The sealed-part figures of the README on both bases (builds their indexes in .eval-data/).
+eval: install
+	$(BIN)/python bench/bench_eval.py --split sealed
+
+# Refit the default calibration (assistant/data/calibration.json) on the tuning parts.
+calibration: install
+	$(BIN)/python scripts/calibrate_default.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

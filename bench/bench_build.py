@@ -128,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     load_end = load_average()
 
     n = len(texts)
-    tokens = [len(ids) for ids in model.tokenizer(texts, truncation=True, max_length=512)["input_ids"]]
+    tokens = [
+        len(ids) for ids in model.tokenizer(texts, truncation=True, max_length=512)["input_ids"]
+    ]
     flops = sum(chunk_flops(t) for t in tokens)
     gflops = max(rates)
     ceiling = n / (flops / (gflops * 1e9))
@@ -160,8 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     runs = len(times["pipeline"])
     print_table(
         ["pipeline stage (mean of runs)", "seconds", "share"],
-        [(stage, s / runs, f"{100 * s / sum(stages.values()):.1f} %")
-         for stage, s in stages.items() if stage != "Terminé"],
+        [
+            (stage, s / runs, f"{100 * s / sum(stages.values()):.1f} %")
+            for stage, s in stages.items()
+            if stage != "Terminé"
+        ],
     )
     target = "met" if pipeline >= 0.9 * raw else "MISSED"
     print(f"\ntarget pipeline ≥ 0.9 × raw: {pipeline / raw:.2f} → {target}")

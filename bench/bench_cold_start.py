@@ -38,7 +38,9 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def one_run(data_dir: Path, env: dict[str, str], timeout: float = 300.0) -> tuple[float, float, float]:
+def one_run(
+    data_dir: Path, env: dict[str, str], timeout: float = 300.0
+) -> tuple[float, float, float]:
     """(port open, client ready, first answer) in seconds since the process was launched."""
     from gradio_client import Client
 
@@ -99,7 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     if runs > 1:
         med = [statistics.median(r[k] for r in rows) for k in range(1, 5)]
         rows.append(("median", *med))
-    print_table(["run", "launch → port open s", "→ client ready s", "→ first answer s", "total s"], rows)
+    print_table(
+        ["run", "launch → port open s", "→ client ready s", "→ first answer s", "total s"], rows
+    )
     return 0
 
 

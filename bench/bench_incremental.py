@@ -31,7 +31,12 @@ from embeddings.loading import load_embedder
 
 TARGET_CHARS = 1500
 THEMES = (
-    "ruralité", "coopération", "financement", "politique de la ville", "emploi", "alimentation",
+    "ruralité",
+    "coopération",
+    "financement",
+    "politique de la ville",
+    "emploi",
+    "alimentation",
 )
 KINDS = ("Guide", "Fiche technique", "Webinaire", "Fiche initiative")
 
@@ -83,8 +88,13 @@ def _build(
 ) -> tuple[BuildReport, float]:
     started = time.perf_counter()
     loaded = load_corpus(folder)
-    report = build_index(loaded.resources, embedder=embedder, index_dir=index_dir,
-                         chunking=chunking, errors=loaded.errors)
+    report = build_index(
+        loaded.resources,
+        embedder=embedder,
+        index_dir=index_dir,
+        chunking=chunking,
+        errors=loaded.errors,
+    )
     return report, time.perf_counter() - started
 
 
@@ -94,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1000, help="nombre de ressources")
     parser.add_argument("--quick", action="store_true", help="100 ressources")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/ess-bench-incremental"))
-    parser.add_argument("--cache-dir", type=Path, default=None,
-                        help="cache du modèle (défaut : <work-dir>/cache)")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="cache du modèle (défaut : <work-dir>/cache)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     count = 100 if args.quick else args.n
@@ -126,8 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         ("incrémental (rien)", noop, noop_s),
     ):
         resources = len(report.added) + len(report.changed) + len(report.unchanged)
-        print(f"{label:<28}{resources:>11}{report.total_chunks:>10}"
-              f"{report.chunks_embedded:>12}{seconds:>11.2f}")
+        print(
+            f"{label:<28}{resources:>11}{report.total_chunks:>10}"
+            f"{report.chunks_embedded:>12}{seconds:>11.2f}"
+        )
         print(f"{'':<28}{report.summary_line()}")
     print(f"ratio temps complet / incrémental : {full_s / incr_s:.1f}×")
     if incr.changed != ("bench-0000",) or incr.added or incr.removed:

@@ -149,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
              "user keeps chunk ids and re-splits", "", ""),
         ],
     )  # fmt: skip
-    print("note: our query is hybrid retrieval + grouping + extractive answer with citations; "
-          "LangChain's is a dense top-10 only.")
+    print(
+        "note: our query is hybrid retrieval + grouping + extractive answer with citations; "
+        "LangChain's is a dense top-10 only."
+    )
     return 0
 
 

@@ -117,7 +117,9 @@ def dense_bench(
             lat.append(time.perf_counter() - t0)
             hits += len(t & set(ids[0].tolist()))
         p50, p95, _ = ms_stats(lat)
-        rows.append((f"HNSW M={m} efC={efc} efS={efs}", build_s, p50, p95, hits / (K * len(queries))))
+        rows.append(
+            (f"HNSW M={m} efC={efc} efS={efs}", build_s, p50, p95, hits / (K * len(queries)))
+        )
     return rows
 
 
@@ -168,7 +170,9 @@ def time_stages(assistant, qs: Sequence[str]) -> dict[str, list[float]]:
         t4 = time.perf_counter()
         missing = [r for r in set(dense) | set(lexical) if r not in dense]
         if missing:
-            dense.update(zip(missing, map(float, index.vectors[np.asarray(missing)] @ qv), strict=True))
+            dense.update(
+                zip(missing, map(float, index.vectors[np.asarray(missing)] @ qv), strict=True)
+            )
         fused = _fuse(dense, lexical, params)
         ranked = _group(index, fused, dense, lexical, params.passages_per_resource)[
             : assistant.settings.max_sources
@@ -227,7 +231,9 @@ def run_size(size: int, real: np.ndarray, qvecs: np.ndarray, qs: list[str], embe
 
     print("\ndense search alone, real question vectors, k=10, recall vs exact:")
     hnsw = faiss_index if index_type_name(faiss_index) == "hnsw" else None
-    print_table(["index", "build s", "p50 ms", "p95 ms", "recall@10"], dense_bench(vectors, qvecs, hnsw))
+    print_table(
+        ["index", "build s", "p50 ms", "p95 ms", "recall@10"], dense_bench(vectors, qvecs, hnsw)
+    )
 
     index_dir = work / f"query-{size}" / "index"
     import shutil
@@ -237,7 +243,9 @@ def run_size(size: int, real: np.ndarray, qvecs: np.ndarray, qs: list[str], embe
     index.save(index_dir)
     save_s = time.perf_counter() - t0
     folder = index_dir / "versions" / index.version
-    sizes = {p.name: dir_size_mb(p) if p.is_dir() else p.stat().st_size / 1e6 for p in folder.iterdir()}
+    sizes = {
+        p.name: dir_size_mb(p) if p.is_dir() else p.stat().st_size / 1e6 for p in folder.iterdir()
+    }
     del index, chunks, resources, vectors, lexical, faiss_index
     gc.collect()
 
@@ -268,17 +276,33 @@ def run_size(size: int, real: np.ndarray, qvecs: np.ndarray, qs: list[str], embe
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10 k and 100 k chunks, 200 real vectors, 100 questions")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="10 k and 100 k chunks, 200 real vectors, 100 questions",
+    )
     parser.add_argument("--sizes", default=None, help="comma-separated chunk counts")
-    parser.add_argument("--real", type=int, default=None, help="real embeddings (default 600, quick 200)")
+    parser.add_argument(
+        "--real", type=int, default=None, help="real embeddings (default 600, quick 200)"
+    )
     parser.add_argument("--questions", type=int, default=None, help="default 220 (quick 100)")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK)
-    parser.add_argument("--torch-threads", type=int, default=2,
-                        help="torch threads while answering (2: what the app uses on 2 cores)")
-    parser.add_argument("--dense-only", action="store_true",
-                        help="only exact vs HNSW on generated vectors at each size (no index)")
-    parser.add_argument("--grid", default=None,
-                        help="HNSW settings to compare, e.g. 32:80:512,32:80:1024 (M:efC:efS)")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=2,
+        help="torch threads while answering (2: what the app uses on 2 cores)",
+    )
+    parser.add_argument(
+        "--dense-only",
+        action="store_true",
+        help="only exact vs HNSW on generated vectors at each size (no index)",
+    )
+    parser.add_argument(
+        "--grid",
+        default=None,
+        help="HNSW settings to compare, e.g. 32:80:512,32:80:1024 (M:efC:efS)",
+    )
     args = parser.parse_args(argv)
     setup_offline()
     logging.basicConfig(level=logging.WARNING)
@@ -291,7 +315,12 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.torch_threads)
     faiss.omp_set_num_threads(2)
-    sizes = [int(s) for s in (args.sizes or ("10000,100000" if args.quick else "10000,100000,1000000")).split(",")]
+    sizes = [
+        int(s)
+        for s in (args.sizes or ("10000,100000" if args.quick else "10000,100000,1000000")).split(
+            ","
+        )
+    ]
     n_real = args.real or (200 if args.quick else 600)
     print(machine_line(), "(FAISS threads 2)", flush=True)
     embedder = load_embedder(None, cache_dir=args.work_dir / "cache")
@@ -300,7 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     real = real_embeddings(embedder, n_real, args.work_dir)
     real_s = time.perf_counter() - t0
     qvecs = np.ascontiguousarray(embedder.embed_queries(qs), dtype=np.float32)
-    print(f"{len(real)} real chunk embeddings ({real_s:.0f} s, cached), {len(qs)} questions", flush=True)
+    print(
+        f"{len(real)} real chunk embeddings ({real_s:.0f} s, cached), {len(qs)} questions",
+        flush=True,
+    )
 
     print(f"\nquery embedding alone, {len(qs)} questions (load average {load_average()}):")
     print_table(["what", "p50 ms", "p95 ms", "mean ms"], embed_threads(embedder, qs))
@@ -311,9 +343,15 @@ def main(argv: list[str] | None = None) -> int:
     print_table(["index", "build s", "p50 ms", "p95 ms", "recall@10"], dense_bench(real, qvecs))
 
     if args.dense_only:
-        grid = [tuple(int(x) for x in g.split(":")) for g in args.grid.split(",")] if args.grid else HNSW_GRID
+        grid = (
+            [tuple(int(x) for x in g.split(":")) for g in args.grid.split(",")]
+            if args.grid
+            else HNSW_GRID
+        )
         for size in sizes:
-            print(f"\ndense search alone, {size:,} generated vectors (load average {load_average()}):")
+            print(
+                f"\ndense search alone, {size:,} generated vectors (load average {load_average()}):"
+            )
             rows = dense_bench(generated_vectors(real, size), qvecs, grid=grid)  # type: ignore[arg-type]
             print_table(["index", "build s", "p50 ms", "p95 ms", "recall@10"], rows)
         return 0
@@ -322,7 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     print_table(["chunks", "ask p95 ms", "on disk MB", "RSS MB"], summary)
     for size, p95, _, _ in summary:
         if size == 100_000:
-            print(f"target p95 ≤ 100 ms at 100 k chunks: {p95:.0f} ms → {'met' if p95 <= 100 else 'MISSED'}")
+            print(
+                f"target p95 ≤ 100 ms at 100 k chunks: {p95:.0f} ms → {'met' if p95 <= 100 else 'MISSED'}"
+            )
     return 0
 
 

@@ -229,7 +229,12 @@ def eval_questions() -> list[str]:
 
 
 _PREFIXES = ("Bonjour, ", "Pouvez-vous m'indiquer : ", "Question d'une élue : ", "")
-_SUFFIXES = (" Merci d'avance.", " (commune rurale)", " C'est urgent pour le conseil municipal.", "")
+_SUFFIXES = (
+    " Merci d'avance.",
+    " (commune rurale)",
+    " C'est urgent pour le conseil municipal.",
+    "",
+)
 
 
 def questions(count: int = 220, *, seed: int = 11) -> list[str]:

@@ -97,6 +97,13 @@ def test_calibrate_end_to_end_on_the_fake_model(fake_assistant: Assistant) -> No
     assert calibration.domain is not None and len(calibration.domain.weights) == 64
     assert calibration.fitted_on[0]["resources"] == len(index.resources)
     assert calibration.lexical_weight in FUSION_GRID
-    assert set(calibration.cv) == {"domain", "fusion", "context", "abstention", "citations", "ablation"}
+    assert set(calibration.cv) == {
+        "domain",
+        "fusion",
+        "context",
+        "abstention",
+        "citations",
+        "ablation",
+    }
     again = Calibration.from_json(calibration.to_json())
     assert again.abstention == calibration.abstention
