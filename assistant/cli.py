@@ -17,6 +17,8 @@ from corpus.errors import AssistantError, ConfigurationError, InvalidQuestionErr
 
 log = logging.getLogger(__name__)
 
+BUILT_WITH_ERRORS = 6  # exit code of a build that indexed the rest but listed files in error
+
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -34,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build", parents=[common], help="construire ou mettre à jour l'index")
     build.add_argument("--full", action="store_true", help="tout recalculer")
+    build.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="autoriser une reconstruction qui retire la plupart des ressources (ou toutes)",
+    )
 
     ask = sub.add_parser("ask", parents=[common], help="poser une question")
     ask.add_argument("question", help="la question, ou - pour lire une question par ligne")
@@ -167,7 +174,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     assistant = Assistant(_settings(args))
     progress = _TqdmProgress()
     try:
-        report = assistant.build(full=args.full, progress=progress)
+        report = assistant.build(full=args.full, progress=progress, allow_removals=args.allow_empty)
     finally:
         progress.close()
     if report.reason:
@@ -175,7 +182,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(report.summary_line())
     for err in report.errors:
         print(f"  erreur : {err.path} : {err.reason}")
-    return 0
+    return BUILT_WITH_ERRORS if report.errors else 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

@@ -170,8 +170,15 @@ class Assistant:
 
     # ------------------------------------------------------------------ operations
 
-    def build(self, *, full: bool = False, progress: ProgressCallback | None = None) -> BuildReport:
-        """Load the corpus folder and build (incrementally unless `full`) the index."""
+    def build(
+        self,
+        *,
+        full: bool = False,
+        progress: ProgressCallback | None = None,
+        allow_removals: bool = False,
+    ) -> BuildReport:
+        """Load the corpus folder and build (incrementally unless `full`) the index; a build
+        that would remove most of the base is refused unless `allow_removals`."""
         loaded = load_corpus(self.corpus_dir)
         return build_index(
             loaded.resources,
@@ -181,6 +188,7 @@ class Assistant:
             errors=loaded.errors,
             full=full,
             progress=progress,
+            allow_removals=allow_removals,
         )
 
     def prepare_question(self, question: str) -> tuple[str, tuple[str, ...]]:

@@ -144,14 +144,22 @@ def time_stages(assistant, qs: Sequence[str]) -> dict[str, list[float]]:
     `compose_answer` called directly (same functions, same order as `retrieve`)."""
     from assistant.compose import compose_answer
     from assistant.models import Retrieval
-    from assistant.retrieval import _fuse, _group, allowed_mask, contextual_query, should_abstain
+    from assistant.retrieval import (
+        _fuse,
+        _group,
+        _signals,
+        allowed_mask,
+        contextual_query,
+        decide,
+        embed_query,
+    )
 
     params = assistant.params
     index = assistant.index()
     embedder = assistant.embedder
     out: dict[str, list[float]] = {k: [] for k in (
         "Assistant.ask (end to end)", "embed query", "filter mask", "dense search",
-        "lexical search", "fusion + grouping", "answer composition")}  # fmt: skip
+        "lexical search", "fusion + grouping", "signals + outcome", "answer composition")}  # fmt: skip
     for question in qs:
         t0 = time.perf_counter()
         assistant.ask(question)
@@ -160,13 +168,13 @@ def time_stages(assistant, qs: Sequence[str]) -> dict[str, list[float]]:
         text, _ = assistant.prepare_question(question)
         query = contextual_query(text, ())
         t0 = time.perf_counter()
-        qv = embedder.embed_query(query)
+        qv = embed_query(embedder, query)
         t1 = time.perf_counter()
         mask = allowed_mask(index, None, include_private=False)
         t2 = time.perf_counter()
         dense = dict(index.search_dense(qv, params.candidates, mask))
         t3 = time.perf_counter()
-        lexical = dict(index.lexical.search(query, params.candidates, allowed=mask))
+        lexical = dict(index.lexical.search(query.question, params.candidates, allowed=mask))
         t4 = time.perf_counter()
         missing = [r for r in set(dense) | set(lexical) if r not in dense]
         if missing:
@@ -174,20 +182,24 @@ def time_stages(assistant, qs: Sequence[str]) -> dict[str, list[float]]:
                 zip(missing, map(float, index.vectors[np.asarray(missing)] @ qv), strict=True)
             )
         fused = _fuse(dense, lexical, params)
-        ranked = _group(index, fused, dense, lexical, params.passages_per_resource)[
-            : assistant.settings.max_sources
-        ]
-        top_d, top_l = max(dense.values(), default=0.0), max(lexical.values(), default=0.0)
-        cov = top_l / (index.lexical.idf_sum(query) or 1.0)
-        retrieval = Retrieval(query=query, resources=tuple(ranked), top_dense=top_d,
-                              top_lexical=top_l, coverage=cov,
-                              abstain=not ranked or should_abstain(top_d, top_l, cov, params))  # fmt: skip
+        ranked = _group(index, fused, dense, lexical, params.passages_per_resource)
         t5 = time.perf_counter()
-        compose_answer(text, retrieval)
+        signals = _signals(index, query, qv, dense, lexical, ranked, params)
+        probability, outcome, reason = decide(signals, params)
+        retrieval = Retrieval(
+            query=query.text,
+            resources=tuple(ranked[:10]),
+            signals=signals,
+            probability=probability,
+            outcome=outcome,
+            reason=reason,
+        )
+        t5b = time.perf_counter()
+        compose_answer(text, retrieval, max_sources=assistant.settings.max_sources)
         t6 = time.perf_counter()
         for key, a, b in (("embed query", t0, t1), ("filter mask", t1, t2), ("dense search", t2, t3),
                           ("lexical search", t3, t4), ("fusion + grouping", t4, t5),
-                          ("answer composition", t5, t6)):  # fmt: skip
+                          ("signals + outcome", t5, t5b), ("answer composition", t5b, t6)):  # fmt: skip
             out[key].append(b - a)
     return out
 

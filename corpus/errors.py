@@ -25,6 +25,8 @@ class InvalidResourceError(AssistantError):
 class CorpusNotFoundError(AssistantError):
     """The corpus folder does not exist or holds no readable file."""
 
+    exit_code = 2
+
 
 class IndexNotFoundError(AssistantError):
     """No index exists where one was expected."""
@@ -34,6 +36,12 @@ class IndexNotFoundError(AssistantError):
 
 class IndexCorruptError(AssistantError):
     """The index exists but a file of it is missing, truncated or inconsistent."""
+
+    exit_code = 3
+
+
+class IndexNotWritableError(AssistantError):
+    """The index folder cannot be written (read-only, a file, no space)."""
 
     exit_code = 3
 
@@ -54,6 +62,12 @@ class BuildLockedError(AssistantError):
     """Another build holds the index lock."""
 
     exit_code = 5
+
+
+class BuildRefusedError(AssistantError):
+    """A build would remove most of the base, or leave it empty: refused unless allowed."""
+
+    exit_code = 7
 
 
 class InvalidQuestionError(AssistantError):

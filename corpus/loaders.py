@@ -13,6 +13,7 @@ from pathlib import Path
 from corpus import enrich
 from corpus.errors import CorpusNotFoundError, InvalidResourceError
 from corpus.html_loader import load_html
+from corpus.limits import MAX_TEXT_FILE_BYTES, check_resource
 from corpus.markdown_io import normalize_newlines, resource_from_markdown
 from corpus.models import Resource
 from corpus.pdf_loader import load_pdf
@@ -42,8 +43,16 @@ class CorpusLoad:
 
 
 def read_text(path: Path) -> str:
-    """Read a UTF-8 file (BOM accepted) with LF line endings; undecodable bytes are an error."""
+    """Read a UTF-8 file (BOM accepted) with LF line endings; undecodable bytes and files over
+    `MAX_TEXT_FILE_BYTES` are an error."""
     try:
+        size = path.stat().st_size
+        if size > MAX_TEXT_FILE_BYTES:
+            raise InvalidResourceError(
+                str(path),
+                f"fichier trop volumineux ({size / 1e6:.1f} Mo, maximum "
+                f"{MAX_TEXT_FILE_BYTES / 1e6:.0f} Mo pour un fichier texte)",
+            )
         raw = path.read_bytes()
     except OSError as exc:
         reason = f"lecture impossible : {exc.strerror or exc}"
@@ -78,6 +87,7 @@ def load_file(path: Path) -> Resource:
         raise InvalidResourceError(str(path), f"extension non prise en charge : «{suffix}»")
     if not resource.body.strip():
         raise InvalidResourceError(str(path), "le texte de la ressource est vide")
+    check_resource(resource, str(path))
     return replace(resource, source_path=str(path)).with_hash()
 
 

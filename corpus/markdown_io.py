@@ -30,11 +30,25 @@ import yaml
 
 from corpus import enrich
 from corpus.errors import InvalidResourceError
+from corpus.limits import MAX_FRONT_MATTER_CHARS
 from corpus.models import Download, Resource
 
 logger = logging.getLogger(__name__)
 
 _FENCE = re.compile(r"^(?:---|\.\.\.)[ \t]*$")
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """The safe loader without anchors and aliases (`&a` / `*a`): a front matter never needs
+    them, and nested aliases expand a few hundred bytes into gigabytes («billion laughs»)."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:  # type: ignore[override]
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None, None, "ancres et alias YAML (& et *) refusés", event.start_mark
+            )
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
 
 
 class _Dumper(yaml.SafeDumper):
@@ -89,8 +103,13 @@ def split_front_matter(text: str, path: str) -> tuple[dict[str, Any] | None, str
     else:
         raise InvalidResourceError(path, "front matter YAML non fermé (ligne «---» manquante)")
     raw = "\n".join(lines[1:index])
+    if len(raw) > MAX_FRONT_MATTER_CHARS:
+        raise InvalidResourceError(
+            path,
+            f"front matter trop long ({len(raw)} caractères, maximum {MAX_FRONT_MATTER_CHARS})",
+        )
     try:
-        data = yaml.safe_load(raw) if raw.strip() else {}
+        data = yaml.load(raw, Loader=_NoAliasLoader) if raw.strip() else {}
     except yaml.YAMLError as exc:
         raise InvalidResourceError(path, f"front matter YAML invalide : {exc}") from exc
     if not isinstance(data, dict):

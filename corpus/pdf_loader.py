@@ -6,11 +6,12 @@ import logging
 import re
 from pathlib import Path
 
-from pypdf import PdfReader
-from pypdf.errors import PyPdfError
+from pypdf import PdfReader, apply_configuration
+from pypdf.errors import LimitReachedError, PyPdfError
 
 from corpus import enrich
 from corpus.errors import InvalidResourceError
+from corpus.limits import MAX_BODY_CHARS, MAX_PDF_PAGES, MAX_PDF_STREAM_BYTES
 from corpus.models import Resource
 
 logger = logging.getLogger(__name__)
@@ -23,12 +24,42 @@ def load_pdf(path: Path) -> Resource:
     """
     where = str(path)
     try:
-        reader = PdfReader(path)
-        if reader.is_encrypted:
-            reader.decrypt("")
-        pages = [page.extract_text() or "" for page in reader.pages]
-        metadata = reader.metadata
-    except (PyPdfError, OSError, ValueError, KeyError, TypeError) as exc:
+        with apply_configuration(
+            zlib_maximum_output_length=MAX_PDF_STREAM_BYTES,
+            lzw_maximum_output_length=MAX_PDF_STREAM_BYTES,
+            run_length_maximum_output_length=MAX_PDF_STREAM_BYTES,
+            brotli_maximum_output_length=MAX_PDF_STREAM_BYTES,
+            stream_decoding_work_maximum_length=4 * MAX_PDF_STREAM_BYTES,
+        ):
+            reader = PdfReader(path)
+            if reader.is_encrypted:
+                reader.decrypt("")
+            count = len(reader.pages)
+            if count > MAX_PDF_PAGES:
+                raise InvalidResourceError(
+                    where,
+                    f"PDF de {count} pages (maximum {MAX_PDF_PAGES}) : découpez-le en plusieurs "
+                    "fichiers",
+                )
+            pages: list[str] = []
+            total = 0
+            for page in reader.pages:
+                pages.append(page.extract_text() or "")
+                total += len(pages[-1])
+                if total > MAX_BODY_CHARS:
+                    raise InvalidResourceError(
+                        where,
+                        f"texte du PDF trop long (plus de {MAX_BODY_CHARS:,} caractères) : "
+                        "découpez-le en plusieurs fichiers".replace(",", " "),
+                    )
+            metadata = reader.metadata
+    except InvalidResourceError:
+        raise
+    except LimitReachedError as exc:
+        raise InvalidResourceError(
+            where, f"PDF refusé : contenu compressé trop volumineux une fois décompressé ({exc})"
+        ) from exc
+    except (PyPdfError, OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise InvalidResourceError(where, f"PDF illisible ou endommagé : {exc}") from exc
     text = enrich.collapse_blank_lines(
         "\n\n".join(page.replace("\r\n", "\n").replace("\r", "\n") for page in pages)

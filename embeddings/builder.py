@@ -8,6 +8,7 @@ rebuild. One build at a time per index directory (file lock).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,13 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from corpus.chunking import ChunkingSettings, split_resource
-from corpus.errors import AssistantError, BuildLockedError, IndexNotFoundError
+from corpus.errors import (
+    AssistantError,
+    BuildLockedError,
+    BuildRefusedError,
+    IndexNotFoundError,
+    IndexNotWritableError,
+)
 from corpus.loaders import FileError
 from corpus.models import Chunk, Resource
 from embeddings.base import Embedder
@@ -69,8 +76,14 @@ def build_index(
     errors: Sequence[FileError] = (),
     full: bool = False,
     progress: ProgressCallback | None = None,
+    allow_removals: bool = False,
 ) -> BuildReport:
-    """Build or update the index in `index_dir` from `resources`; see the module docstring."""
+    """Build or update the index in `index_dir` from `resources`; see the module docstring.
+
+    Refuses (`BuildRefusedError`) a build that would remove more than half of the indexed
+    resources or leave none, unless `allow_removals`; checks that `index_dir` is writable
+    before any embedding work (`IndexNotWritableError`)."""
+    check_writable(index_dir)
     lock = lock_for(index_dir)
     try:
         lock.acquire()
@@ -88,9 +101,24 @@ def build_index(
             errors=errors,
             full=full,
             progress=progress,
+            allow_removals=allow_removals,
         )
     finally:
         lock.release()
+
+
+def check_writable(index_dir: Path) -> None:
+    """Raise `IndexNotWritableError` unless a new version can be written in `index_dir`."""
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        probe = index_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise IndexNotWritableError(
+            f"impossible d'écrire l'index dans {index_dir} ({exc.strerror or exc}) : choisissez "
+            "un dossier accessible en écriture (--index ou ESS_ASSISTANT_INDEX_DIR)"
+        ) from exc
 
 
 def _previous(
@@ -123,6 +151,7 @@ def _build_locked(
     errors: Sequence[FileError],
     full: bool,
     progress: ProgressCallback | None,
+    allow_removals: bool = False,
 ) -> BuildReport:
     started = time.perf_counter()
     previous, reason = (
@@ -142,6 +171,13 @@ def _build_locked(
         if rid in old_hashes and old_hashes[rid] != new_by_id[rid].content_hash
     )
     removed = tuple(rid for rid in old_hashes if rid not in new_by_id)
+    if not allow_removals and old_hashes and (not new_by_id or len(removed) * 2 > len(old_hashes)):
+        raise BuildRefusedError(
+            f"cette reconstruction retirerait {len(removed)} des {len(old_hashes)} ressources de "
+            f"l'index ({len(errors)} fichier(s) en erreur, {len(new_by_id)} lisible(s)) : "
+            "vérifiez le dossier du corpus ; pour retirer ces ressources quand même, relancez "
+            "avec `--allow-empty` (ou cochez « Autoriser » dans l'Espace équipe)"
+        )
     unchanged = tuple(
         rid
         for rid in new_by_id

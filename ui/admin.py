@@ -176,8 +176,16 @@ class AdminHandlers:
             "cesse de citer cette ressource."
         )
 
-    def rebuild(self, logged: bool, full: bool, progress: gr.Progress | None = None) -> str:
-        """Rebuild the index (incremental unless `full`); returns the summary in Markdown."""
+    def rebuild(
+        self,
+        logged: bool,
+        full: bool,
+        progress: gr.Progress | None = None,
+        *,
+        allow_removals: bool = False,
+    ) -> str:
+        """Rebuild the index (incremental unless `full`); returns the summary in Markdown. A
+        build that would remove most of the base asks for the « Autoriser » box first."""
         self.require(logged)
 
         def report_progress(done: int, total: int, stage: str) -> None:
@@ -185,7 +193,9 @@ class AdminHandlers:
                 progress((done, total) if total > 0 else None, desc=stage)
 
         try:
-            report = self.assistant.build(full=bool(full), progress=report_progress)
+            report = self.assistant.build(
+                full=bool(full), progress=report_progress, allow_removals=bool(allow_removals)
+            )
             self.assistant.index()  # load the new version now, not on the next question
         except AssistantError as exc:
             return f"❌ Reconstruction impossible : {exc}"
@@ -278,6 +288,9 @@ def build_admin_tab(assistant: Assistant, feedback: FeedbackStore | None) -> Non
 
         gr.Markdown("### Reconstruire l'index")
         full = gr.Checkbox(label="Tout recalculer (reconstruction complète)", value=False)
+        allow = gr.Checkbox(
+            label="Autoriser une reconstruction qui retire la plupart des ressources", value=False
+        )
         rebuild_btn = gr.Button("Reconstruire l'index", variant="primary")
         rebuild_md = gr.Markdown()
 
@@ -327,7 +340,7 @@ def build_admin_tab(assistant: Assistant, feedback: FeedbackStore | None) -> Non
     ).success(h.refresh, [logged], view, api_visibility="private")
     rebuild_btn.click(
         _rebuild_fn(h),
-        [logged, full],
+        [logged, full, allow],
         [rebuild_md],
         api_name="admin_rebuild",
         concurrency_limit=1,
@@ -338,7 +351,12 @@ def build_admin_tab(assistant: Assistant, feedback: FeedbackStore | None) -> Non
 
 def _rebuild_fn(h: AdminHandlers) -> Any:
     # Gradio injects a tracker for a parameter whose default is `gr.Progress()`.
-    def rebuild(logged: bool, full: bool, progress: gr.Progress = gr.Progress()) -> str:  # noqa: B008
-        return h.rebuild(logged, full, progress)
+    def rebuild(
+        logged: bool,
+        full: bool,
+        allow: bool,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> str:
+        return h.rebuild(logged, full, progress, allow_removals=allow)
 
     return rebuild

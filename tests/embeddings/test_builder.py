@@ -206,3 +206,36 @@ def test_an_analyzer_change_is_refused_at_load_and_fixed_by_a_build_without_reem
     report = fake_assistant.build()
     assert report.chunks_embedded == 0 and len(fake_embedder.embedded) == before
     assert len(ResourceIndex.load(fake_assistant.index_dir).lexical) == report.total_chunks
+
+
+def test_a_build_that_would_empty_the_index_is_refused(fake_assistant: Assistant) -> None:
+    from corpus.errors import BuildRefusedError
+
+    corpus = fake_assistant.corpus_dir
+    version = fake_assistant.index().version
+    for path in corpus.glob("*.md"):  # every file broken, as in the audit
+        path.write_text("---\ntitle: [cassé\n---\n", encoding="utf-8")
+    with pytest.raises(BuildRefusedError, match="retirerait 9 des 9") as err:
+        fake_assistant.build()
+    assert err.value.exit_code == 7 and "--allow-empty" in str(err.value)
+    assert fake_assistant.index().version == version  # the good index is still in use
+    report = fake_assistant.build(allow_removals=True)
+    assert report.summary_line() == "added 0, changed 0, removed 9, unchanged 0, errors 9"
+
+
+def test_removing_a_few_resources_needs_no_confirmation(fake_assistant: Assistant) -> None:
+    sorted(fake_assistant.corpus_dir.glob("*.md"))[0].unlink()
+    assert fake_assistant.build().summary_line().startswith("added 0, changed 0, removed 1")
+
+
+def test_an_unwritable_index_is_reported_before_any_embedding(
+    tmp_path: Path, fake_settings: Settings, fake_embedder: FakeEmbedder
+) -> None:
+    from corpus.errors import IndexNotWritableError
+
+    target = tmp_path / "un-fichier"
+    target.write_text("pas un dossier", encoding="utf-8")
+    assistant = Assistant(fake_settings.with_(index_dir=target), embedder=fake_embedder)
+    with pytest.raises(IndexNotWritableError, match="impossible d'écrire") as err:
+        assistant.build()
+    assert err.value.exit_code == 3 and fake_embedder.embedded == []

@@ -130,6 +130,17 @@ def test_upload_remove_rebuild_cycle(handlers: AdminHandlers, tmp_path: Path) ->
     assert "added 0, changed 0, removed 1, unchanged 9, errors 0" in result
 
 
+def test_a_rebuild_that_would_empty_the_base_asks_for_the_box(handlers: AdminHandlers) -> None:
+    handlers.rebuild(True, False)
+    for path in handlers.assistant.corpus_dir.glob("*.md"):
+        path.unlink()
+    refused = handlers.rebuild(True, False)
+    assert refused.startswith("❌ Reconstruction impossible") and "Autoriser" in refused
+    assert len(handlers.assistant.index().resources) == 9  # still answering from the old index
+    done = handlers.rebuild(True, False, allow_removals=True)
+    assert "removed 9" in done
+
+
 def test_upload_size_limit_from_settings(handlers: AdminHandlers, tmp_path: Path) -> None:
     handlers.assistant.settings = handlers.assistant.settings.with_(max_upload_mb=0.001)
     big = tmp_path / "gros.txt"
@@ -197,7 +208,7 @@ def test_api_endpoints_refuse_without_login(served: str) -> None:
 
     client = Client(served, verbose=False)
     with pytest.raises(Exception, match="Accès refusé"):
-        client.predict(False, api_name="/admin_rebuild")
+        client.predict(False, False, api_name="/admin_rebuild")
     with pytest.raises(Exception, match="Accès refusé"):
         client.predict(api_name="/admin_export_csv")
     assert ACCESS_DENIED.startswith("Accès refusé")
@@ -205,10 +216,10 @@ def test_api_endpoints_refuse_without_login(served: str) -> None:
     logged_out = client.predict("mauvais", api_name="/admin_login")
     assert WRONG_PASSWORD in str(logged_out)
     with pytest.raises(Exception, match="Accès refusé"):
-        client.predict(False, api_name="/admin_rebuild")
+        client.predict(False, False, api_name="/admin_rebuild")
 
     client.predict(PASSWORD, api_name="/admin_login")
-    result = client.predict(False, api_name="/admin_rebuild")
+    result = client.predict(False, False, api_name="/admin_rebuild")
     assert "unchanged 9" in str(result)
 
 
