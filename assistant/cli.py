@@ -204,8 +204,8 @@ def _ask_stream(assistant: Assistant, filters: Filters | None, *, as_json: bool)
     on its own output line, and the batch goes on; the exit code is then 2.
     """
     status = 0
-    for line in sys.stdin:
-        raw = line.rstrip("\n")
+    for line in _stdin_lines():
+        raw = line.rstrip("\r\n")
         if not raw.strip():
             continue
         question = raw
@@ -226,6 +226,14 @@ def _ask_stream(assistant: Assistant, filters: Filters | None, *, as_json: bool)
             flush=True,
         )
     return status
+
+
+def _stdin_lines() -> Any:
+    """Lines of stdin as text; bytes that are not UTF-8 become U+FFFD (the batch goes on)."""
+    raw = getattr(sys.stdin, "buffer", None)
+    if raw is None:  # a text stream (tests)
+        return iter(sys.stdin)
+    return (line.decode("utf-8", "replace") for line in raw)
 
 
 def parse_request_line(line: str) -> tuple[str, tuple[str, ...], Filters | None]:

@@ -24,6 +24,7 @@ from corpus.bundled import bundled_corpus_dir
 from corpus.chunking import ChunkingSettings
 from corpus.errors import AssistantError, IndexNotFoundError, InvalidQuestionError
 from corpus.loaders import load_corpus
+from corpus.text import clean_text
 from embeddings.base import Embedder
 from embeddings.builder import BuildReport, ProgressCallback, build_index
 from embeddings.loading import load_embedder
@@ -31,6 +32,7 @@ from embeddings.store import ResourceIndex, current_version
 
 log = logging.getLogger(__name__)
 
+NOT_TEXT = "La question doit être un texte."
 EMPTY_QUESTION = (
     "Veuillez saisir une question, par exemple : « Comment financer l'ESS en milieu rural ? »"
 )
@@ -192,8 +194,14 @@ class Assistant:
         )
 
     def prepare_question(self, question: str) -> tuple[str, tuple[str, ...]]:
-        """Validate and truncate a question; returns it with the notices to show."""
-        text = (question or "").strip()
+        """Validate, clean and truncate a question; returns it with the notices to show.
+
+        Whatever the channel (CLI argument, stdin, API, chat): a question that is not a text is
+        refused; lone surrogates and undecodable bytes become U+FFFD; control characters other
+        than line breaks and tabs are dropped."""
+        if question is not None and not isinstance(question, str):
+            raise InvalidQuestionError(NOT_TEXT)
+        text = clean_text(question or "").strip()
         if not text:
             raise InvalidQuestionError(EMPTY_QUESTION)
         limit = self.settings.max_question_chars

@@ -9,6 +9,16 @@ from dataclasses import dataclass
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE"})
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_text(text: str) -> str:
+    """`text` safe for every later stage: lone surrogates (undecodable bytes decoded with
+    `surrogateescape`) become U+FFFD, control characters other than tab and line breaks go."""
+    return _CONTROLS.sub("", _SURROGATES.sub("\ufffd", text))
+
+
 def strip_accents(text: str) -> str:
     """Remove accents and expand ligatures: « Œuvré » → « OEuvre » (case is kept)."""
     decomposed = unicodedata.normalize("NFD", text.translate(_LIGATURES))

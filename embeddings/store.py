@@ -17,6 +17,7 @@ previous version in place.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ import platform
 import shutil
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ IVF_NLIST = 4096
 IVF_NPROBE = 256
 IVF_TRAIN_POINTS = 50 * IVF_NLIST
 KEEP_OLD_VERSIONS = 2
+CHECKSUM_MAX_BYTES = 1_000_000  # files up to this size are checksummed in the manifest
 TERMS_CACHE = 20_000  # resources whose analyzed terms are kept in memory
 
 REBUILD_HINT = "lancez `ess-assistant build --full` pour reconstruire l'index"
@@ -73,6 +75,8 @@ class Manifest:
     versions: dict[str, str] = field(default_factory=lambda: _library_versions())
     errors: tuple[FileError, ...] = ()
     format_version: int = FORMAT_VERSION
+    # relative path → {"bytes": size, "sha256": digest (files up to CHECKSUM_MAX_BYTES)}
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, indent=2)
@@ -250,7 +254,9 @@ class ResourceIndex:
             _write_jsonl(tmp / "chunks.jsonl", (asdict(c) for c in self.chunks))
             _write_jsonl(tmp / "resources.jsonl", (asdict(r) for r in self.resources.values()))
             self.lexical.save(tmp / "lexical")
-            (tmp / "manifest.json").write_text(self.manifest.to_json(), encoding="utf-8")
+            manifest = replace(self.manifest, files=_describe_files(tmp))
+            (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
+            self.manifest = manifest
             _fsync_tree(tmp)
             os.replace(tmp, versions / name)
         except BaseException:
@@ -307,6 +313,7 @@ class ResourceIndex:
             raise _not_found(index_dir)
         folder = index_dir / "versions" / name
         manifest = _manifest_at(folder)
+        _check_files(folder, manifest)
         if model is not None and manifest.model != model:
             raise ModelMismatchError(
                 f"l'index de {index_dir} a été construit avec le modèle « {manifest.model} », "
@@ -334,7 +341,7 @@ class ResourceIndex:
                 if not stale_ok:
                     raise
                 lexical = LexicalIndex(None, len(chunks))
-        except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+        except (OSError, EOFError, ValueError, TypeError, KeyError, RuntimeError) as exc:
             raise IndexCorruptError(
                 f"l'index {folder} est illisible ou incomplet ({exc}) ; {REBUILD_HINT}"
             ) from exc
@@ -342,6 +349,8 @@ class ResourceIndex:
             vectors.ndim != 2
             or vectors.shape[1] != manifest.dimension
             or len(chunks) != manifest.chunk_count
+            or set(resources) != set(manifest.resources)
+            or any(c.resource_id not in resources for c in chunks)
         ):
             raise IndexCorruptError(
                 f"l'index {folder} ne correspond pas à son manifeste ; {REBUILD_HINT}"
@@ -361,9 +370,46 @@ def current_version(index_dir: Path) -> str | None:
     """Name of the current version, or None when no index was ever completed."""
     try:
         name = (index_dir / "CURRENT").read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as exc:
+        raise IndexCorruptError(
+            f"index illisible dans {index_dir} ({exc.strerror or exc}) : vérifiez les droits "
+            "du dossier (--index ou ESS_ASSISTANT_INDEX_DIR)"
+        ) from exc
     return name or None
+
+
+def _describe_files(folder: Path) -> dict[str, dict[str, Any]]:
+    """Size of every file of a version (and the checksum of the small ones)."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        size = path.stat().st_size
+        entry: dict[str, Any] = {"bytes": size}
+        if size <= CHECKSUM_MAX_BYTES:
+            entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        out[path.relative_to(folder).as_posix()] = entry
+    return out
+
+
+def _check_files(folder: Path, manifest: Manifest) -> None:
+    """Raise `IndexCorruptError` when a file of the version differs from the manifest."""
+    for name, expected in manifest.files.items():
+        path = folder / name
+        try:
+            size = path.stat().st_size
+        except OSError:
+            raise IndexCorruptError(
+                f"fichier manquant dans l'index : {path} ; {REBUILD_HINT}"
+            ) from None
+        if size != expected.get("bytes"):
+            raise IndexCorruptError(
+                f"fichier modifié dans l'index : {path} ({size} octets au lieu de "
+                f"{expected.get('bytes')}) ; {REBUILD_HINT}"
+            )
+        digest = expected.get("sha256")
+        if digest and hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            raise IndexCorruptError(f"fichier modifié dans l'index : {path} ; {REBUILD_HINT}")
 
 
 def read_manifest(index_dir: Path) -> Manifest:

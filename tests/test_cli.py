@@ -218,3 +218,62 @@ def test_calibrate_refuses_too_few_questions(
     path.write_text('{"question": "SCIC", "relevant": {}}\n', encoding="utf-8")
     assert main(["calibrate", str(path)]) == 2
     assert "au moins 20" in capsys.readouterr().err
+
+
+def test_bad_bytes_and_lone_surrogates_do_not_stop_a_batch(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit's reproduction: `printf "…\\xff\\xfe SCIC\\n…" | ess-assistant ask --json -`."""
+
+    class Stdin:
+        buffer = io.BytesIO(b"Qu'est-ce qu'une SCIC ?\n\xff\xfe SCIC\nfinancer l'ESS\n")
+
+    monkeypatch.setattr("sys.stdin", Stdin())
+    assert main(["ask", "--json", "-"]) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.strip().split("\n")]
+    assert [o["question"] for o in out] == [
+        "Qu'est-ce qu'une SCIC ?",
+        "\ufffd\ufffd SCIC",
+        "financer l'ESS",
+    ]
+    assert all("answer" in o for o in out)
+    # A lone surrogate, as Python decodes a bad byte in argv.
+    assert main(["ask", "--json", "SCIC \udcff rurale"]) == 0
+    assert json.loads(capsys.readouterr().out)["question"] == "SCIC \ufffd rurale"
+
+
+def _truncate_resources(folder: Path) -> None:
+    path = folder / "resources.jsonl"
+    lines = path.read_text("utf-8").splitlines()
+    path.write_text("\n".join(lines[:-2]) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda folder: (folder / "vectors.npy").write_bytes(b""),
+        _truncate_resources,
+        lambda folder: (folder / "chunks.jsonl").unlink(),
+        lambda folder: (folder / "lexical" / "lexical.json").write_text("{}", "utf-8"),
+    ],
+    ids=["empty-vectors", "resources-lines-removed", "chunks-missing", "lexical-meta-edited"],
+)
+def test_a_damaged_index_gives_exit_3_and_one_french_line_everywhere(
+    env: Path, capsys: pytest.CaptureFixture[str], damage: object
+) -> None:
+    assert main(["build"]) == 0
+    damage(env / "index" / "versions" / current_version(env / "index"))  # type: ignore[operator]
+    capsys.readouterr()
+    for command in (["ask", "SCIC"], ["status"]):
+        assert main(command) == 3, command
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("erreur : ") and "\n" not in err and "build --full" in err
+
+
+def test_an_index_path_that_is_a_file_is_a_clean_error(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "fichier"
+    target.write_text("x", encoding="utf-8")
+    assert main(["build", "--index", str(target)]) == 3
+    assert "impossible d'écrire l'index" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from assistant.llm import STREAMING
 from assistant.models import Answer, Filters
 from assistant.service import Assistant
 from corpus.errors import AssistantError
+from corpus.text import clean_text
 from ui.render import answer_html, citations_html, esc, resource_html
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,8 @@ class ChatHandlers:
         """
         chat = list(chat or [])
         history = list(history or [])
-        text = (question or "").strip()
+        question = clean_text(question) if isinstance(question, str) else ""
+        text = question.strip()
         answer: Answer | None = None
         try:
             filters = make_filters(types, themes, zones, date_from, date_to)
@@ -195,18 +197,22 @@ class ChatHandlers:
         chat.append({"role": "assistant", "content": f'<div class="error">⚠️ {esc(message)}</div>'})
         return chat
 
-    def api_ask(self, question: str, history_json: str) -> str:
-        """The `ask` API: the answer as JSON, or `{"question", "error"}` with a French message."""
+    def api_ask(self, question: object, history_json: object) -> str:
+        """The `ask` API: the answer as JSON, or `{"question", "error"}` with a French message
+        (for any input: a non-text question, bad history JSON, undecodable characters)."""
+        shown = clean_text(question) if isinstance(question, str) else ""
         try:
+            if history_json is not None and not isinstance(history_json, str):
+                raise ValueError(BAD_HISTORY)
             history = json.loads(history_json) if (history_json or "").strip() else []
             if not isinstance(history, list) or not all(isinstance(q, str) for q in history):
                 raise ValueError(BAD_HISTORY)
         except ValueError:
-            return json.dumps({"question": question, "error": BAD_HISTORY}, ensure_ascii=False)
+            return json.dumps({"question": shown, "error": BAD_HISTORY}, ensure_ascii=False)
         try:
-            answer = self.ask(question, history)
+            answer = self.ask(question, [clean_text(q) for q in history])  # type: ignore[arg-type]
         except AssistantError as exc:
-            return json.dumps({"question": question, "error": str(exc)}, ensure_ascii=False)
+            return json.dumps({"question": shown, "error": str(exc)}, ensure_ascii=False)
         return json.dumps(answer.to_json(), ensure_ascii=False)
 
     # ------------------------------------------------------------------ sources

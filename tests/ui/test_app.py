@@ -198,3 +198,18 @@ def test_app_answers_through_its_api(served: str, store: FeedbackStore) -> None:
     empty = json.loads(client.predict("", "[]", api_name="/ask"))
     assert empty["error"] == EMPTY_QUESTION
     assert store.question_count() == 2
+
+
+@pytest.mark.parametrize(
+    ("question", "history"),
+    [(123, "[]"), (None, "[]"), ("SCIC \udcff", "[]"), ("SCIC", 42), ("SCIC", '["\udcff"]')],
+)
+def test_api_returns_its_error_shape_for_any_input(
+    fake_assistant: Assistant, question: object, history: object
+) -> None:
+    from ui.chat import ChatHandlers
+
+    out = json.loads(ChatHandlers(fake_assistant, None).api_ask(question, history))
+    assert "error" in out or "answer" in out
+    assert set(out) >= {"question"}
+    json.dumps(out, ensure_ascii=False).encode("utf-8")  # no lone surrogate left
