@@ -1,9 +1,10 @@
 """The « Espace équipe » tab: corpus status, uploads, removals, rebuild, feedback.
 
 `build_admin_tab` is called by `ui/app.py` inside an open `gr.Tab`, only when an admin
-password is configured. The controls stay hidden until the password is given, and every
-handler re-checks the session's login flag (a `gr.State`, kept on the server), so calling an
-endpoint directly without logging in is refused.
+password is configured. The login form posts to the staff routes of `ui.staff`, which set a
+signed HTTP-only session cookie; the controls stay hidden without it, and every handler
+checks the cookie of the request it serves (`StaffAuth.allowed`), so calling an endpoint
+directly — or with a session id copied from a logged-in browser — is refused.
 
 The rebuild runs in this process, in its own concurrency group: the chat keeps answering
 from the previous index during the build and switches to the new one by itself afterwards
@@ -12,10 +13,8 @@ from the previous index during the build and switches to the new one by itself a
 
 from __future__ import annotations
 
-import hmac
 import logging
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ from assistant.corpus_admin import (
 )
 from corpus.errors import AssistantError
 from corpus.loaders import SUPPORTED_EXTENSIONS
+from ui.staff import EXPORT_PATH, LOGIN_PATH, LOGOUT_PATH, StaffAuth
 
 if TYPE_CHECKING:
     from assistant.feedback import FeedbackStore
@@ -38,6 +38,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WRONG_PASSWORD = "Mot de passe incorrect"
+LOCKED_OUT = (
+    "Trop de tentatives de connexion échouées : réessayez dans un quart d'heure "
+    "(les tentatives sont enregistrées)."
+)
+LOGGED_OUT = "Vous êtes déconnecté de l'espace équipe."
+LOGIN_MESSAGES = {"erreur": WRONG_PASSWORD, "bloque": LOCKED_OUT, "sortie": LOGGED_OUT}
 ACCESS_DENIED = "Accès refusé : connectez-vous d'abord à l'espace équipe."
 RESOURCE_HEADERS = ["Titre", "Type", "Date", "Fichier", "État"]
 FEEDBACK_HEADERS = ["Date", "Question", "Avis", "Commentaire", "Sans réponse", "Sources"]
@@ -47,39 +53,39 @@ REBUILD_CONCURRENCY_ID = "ess-admin-rebuild"  # its own group: never queues behi
 
 @dataclass
 class AdminHandlers:
-    """The tab's handlers, as plain methods (tests call them directly)."""
+    """The tab's handlers, as plain methods (tests call them directly with a request that has
+    `cookies`)."""
 
     assistant: Assistant
     feedback: FeedbackStore | None = None
+    auth: StaffAuth = field(default_factory=lambda: StaffAuth(None))
 
     # ------------------------------------------------------------------ access
 
-    def check_password(self, given: str | None) -> bool:
-        """Constant-time comparison with the configured password; no password → refuse."""
-        expected = self.assistant.settings.admin_password
-        if not expected or not given:
-            return False
-        return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
-
-    def login(self, password: str | None) -> tuple[bool, str, Any, Any]:
-        """Returns (logged in, message, login box update, panel update)."""
-        if self.check_password(password):
-            log.info("staff login")
-            return True, "", gr.update(visible=False), gr.update(visible=True)
-        log.warning("staff login refused (wrong password)")
-        return False, WRONG_PASSWORD, gr.update(visible=True), gr.update(visible=False)
-
-    @staticmethod
-    def require(logged: bool) -> None:
-        """Refuse the call unless the session logged in."""
-        if logged is not True:
+    def require(self, request: Any) -> None:
+        """Refuse the call unless its request carries a valid staff session cookie."""
+        if request is None or not self.auth.allowed(request):
             raise gr.Error(ACCESS_DENIED)
+
+    def on_load(self, request: gr.Request) -> tuple[Any, ...]:
+        """At page load: (login box, panel, login message, the tab to show, *panel contents)."""
+        state = str(getattr(request, "query_params", {}).get("equipe", "") or "")
+        message = LOGIN_MESSAGES.get(state, "")
+        tab = gr.Tabs(selected="equipe") if state else gr.skip()
+        if not self.auth.allowed(request):
+            empty = tuple(gr.skip() for _ in range(self.view_size))
+            return (gr.update(visible=True), gr.update(visible=False), message, tab, *empty)
+        return (gr.update(visible=False), gr.update(visible=True), "", tab, *self.refresh(request))
+
+    @property
+    def view_size(self) -> int:
+        return 4 + (2 if self.feedback is not None else 0)
 
     # ------------------------------------------------------------------ views
 
-    def status_markdown(self, logged: bool) -> str:
+    def status_markdown(self, request: gr.Request) -> str:
         """The corpus and index status, in French Markdown."""
-        self.require(logged)
+        self.require(request)
         try:
             status = self.assistant.status()
         except AssistantError as exc:
@@ -98,9 +104,9 @@ class AdminHandlers:
         lines += [f"  - `{Path(path).name}` : {reason}" for path, reason in status.errors]
         return "\n".join(lines)
 
-    def resources(self, logged: bool) -> tuple[list[list[str]], Any, str]:
+    def resources(self, request: gr.Request) -> tuple[list[list[str]], Any, str]:
         """(table rows, dropdown update of removable resources, pending-changes line)."""
-        self.require(logged)
+        self.require(request)
         rows: list[ResourceRow] = list_resources(self.assistant)
         choices = [(f"{r.title or r.id} — {r.file}", r.id) for r in rows if r.id and r.file]
         pending = sum(1 for r in rows if r.status != STATUS_INDEXED)
@@ -112,23 +118,23 @@ class AdminHandlers:
         )
         return [r.as_list() for r in rows], gr.update(choices=choices, value=None), note
 
-    def refresh(self, logged: bool) -> tuple[Any, ...]:
+    def refresh(self, request: gr.Request) -> tuple[Any, ...]:
         """Everything the panel shows (status, table, dropdown, note, feedback tables)."""
-        self.require(logged)
-        table, dropdown, note = self.resources(logged)
-        return (self.status_markdown(logged), table, dropdown, note, *self.feedback_tables(logged))
-
-    def refresh_if_logged(self, logged: bool) -> tuple[Any, ...]:
-        """After the login click: fill the panel, or change nothing if the login failed."""
-        if logged is not True:
-            return tuple(gr.skip() for _ in range(4 + (2 if self.feedback else 0)))
-        return self.refresh(logged)
+        self.require(request)
+        table, dropdown, note = self.resources(request)
+        return (
+            self.status_markdown(request),
+            table,
+            dropdown,
+            note,
+            *self.feedback_tables(request),
+        )
 
     # ------------------------------------------------------------------ corpus edits
 
-    def upload(self, logged: bool, files: list[Any] | None, overwrite: bool) -> str:
+    def upload(self, files: list[Any] | None, overwrite: bool, request: gr.Request) -> str:
         """Save each uploaded file into the corpus; one result line per file."""
-        self.require(logged)
+        self.require(request)
         if not files:
             return "Aucun fichier sélectionné."
         max_bytes = int(self.assistant.settings.max_upload_mb * 1024 * 1024)
@@ -156,9 +162,9 @@ class AdminHandlers:
         lines.append("Cliquez sur « Reconstruire l'index » pour que l'assistant en tienne compte.")
         return "\n".join(lines)
 
-    def remove(self, logged: bool, resource_id: str | None, confirmed: bool) -> str:
+    def remove(self, resource_id: str | None, confirmed: bool, request: gr.Request) -> str:
         """Delete the chosen resource's file (after confirmation)."""
-        self.require(logged)
+        self.require(request)
         if not resource_id:
             return "Choisissez d'abord une ressource."
         if not confirmed:
@@ -178,15 +184,15 @@ class AdminHandlers:
 
     def rebuild(
         self,
-        logged: bool,
         full: bool,
+        request: gr.Request,
         progress: gr.Progress | None = None,
         *,
         allow_removals: bool = False,
     ) -> str:
         """Rebuild the index (incremental unless `full`); returns the summary in Markdown. A
         build that would remove most of the base asks for the « Autoriser » box first."""
-        self.require(logged)
+        self.require(request)
 
         def report_progress(done: int, total: int, stage: str) -> None:
             if progress is not None:
@@ -211,9 +217,9 @@ class AdminHandlers:
 
     # ------------------------------------------------------------------ feedback
 
-    def feedback_tables(self, logged: bool) -> tuple[list[list[Any]], ...]:
+    def feedback_tables(self, request: gr.Request) -> tuple[list[list[Any]], ...]:
         """(feedback rows, unanswered rows), or () without a feedback store."""
-        self.require(logged)
+        self.require(request)
         if self.feedback is None:
             return ()
         entries = [
@@ -230,37 +236,59 @@ class AdminHandlers:
         unanswered = [[q, n] for q, n in self.feedback.unanswered()]
         return entries, unanswered
 
-    def export_csv(self, logged: bool) -> str | None:
-        """Write the feedback CSV to a temporary file and return its path (for download)."""
-        self.require(logged)
-        if self.feedback is None:
-            return None
-        folder = Path(tempfile.mkdtemp(prefix="ess-avis-"))
-        path = folder / "avis-assistant-ess.csv"
-        path.write_text(self.feedback.to_csv(), encoding="utf-8-sig")  # BOM: Excel reads UTF-8
-        return str(path)
-
 
 def _original_name(item: Any, path: Path) -> str:
     """The name the user gave the file (Gradio keeps it as the temp file's basename)."""
     return getattr(item, "orig_name", None) or path.name
 
 
-def build_admin_tab(assistant: Assistant, feedback: FeedbackStore | None) -> None:
-    """Lay out the staff tab inside the current `gr.Tab` context and wire its handlers."""
-    h = AdminHandlers(assistant, feedback)
-    logged = gr.State(False)
+def login_form_html() -> str:
+    """The login form: a plain HTML form posting to the staff route (not a Gradio event), so
+    that the answer can set the HTTP-only cookie."""
+    return (
+        f'<form class="staff-login" method="post" action=".{LOGIN_PATH}">'
+        '<label for="admin-password">Mot de passe</label> '
+        '<input id="admin-password" name="password" type="password" required '
+        'autocomplete="current-password"> '
+        '<button id="admin-login" type="submit" class="lg primary">Se connecter</button>'
+        "</form>"
+    )
+
+
+def session_bar_html(with_export: bool) -> str:
+    """The logout button and, with a feedback store, the CSV export link."""
+    export = (
+        f'<a id="admin-export" href=".{EXPORT_PATH}" download>Exporter les avis en CSV</a> '
+        if with_export
+        else ""
+    )
+    return (
+        f'<div class="staff-session">{export}'
+        f'<form method="post" action=".{LOGOUT_PATH}" style="display:inline">'
+        '<button id="admin-logout" type="submit" class="sm secondary">Se déconnecter</button>'
+        "</form></div>"
+    )
+
+
+def build_admin_tab(
+    assistant: Assistant,
+    feedback: FeedbackStore | None,
+    auth: StaffAuth,
+    tabs: gr.Tabs | None = None,
+    demo: gr.Blocks | None = None,
+) -> AdminHandlers:
+    """Lay out the staff tab inside the current `gr.Tab` context and wire its handlers; the
+    panel is filled at page load when the request carries the staff cookie."""
+    h = AdminHandlers(assistant, feedback, auth)
     private: dict[str, Any] = {"api_visibility": "undocumented"}
 
     with gr.Column(visible=True, elem_id="admin-login-box") as login_box:
         gr.Markdown("### Espace équipe\nAccès réservé à l'équipe du réseau.")
-        password = gr.Textbox(
-            label="Mot de passe", type="password", max_lines=1, elem_id="admin-password"
-        )
-        login_btn = gr.Button("Se connecter", variant="primary", elem_id="admin-login")
+        gr.HTML(login_form_html())
         login_msg = gr.Markdown(elem_id="admin-login-msg")
 
     with gr.Column(visible=False, elem_id="admin-panel") as panel:
+        gr.HTML(session_bar_html(feedback is not None))
         gr.Markdown("### État du corpus et de l'index")
         status_md = gr.Markdown(elem_id="admin-status")
         refresh_btn = gr.Button("Actualiser", size="sm")
@@ -298,65 +326,56 @@ def build_admin_tab(assistant: Assistant, feedback: FeedbackStore | None) -> Non
         if feedback is not None:
             gr.Markdown("### Avis des utilisateurs")
             feedback_table = gr.Dataframe(headers=FEEDBACK_HEADERS, interactive=False, wrap=True)
-            export_btn = gr.Button("Exporter en CSV", size="sm")
-            export_file = gr.File(label="Export CSV", interactive=False)
             gr.Markdown("### Questions sans réponse (les plus fréquentes d'abord)")
             unanswered_table = gr.Dataframe(
                 headers=UNANSWERED_HEADERS, interactive=False, wrap=True
             )
             feedback_outputs = [feedback_table, unanswered_table]
-            export_btn.click(
-                h.export_csv, [logged], [export_file], api_name="admin_export_csv", **private
-            )
 
     view = [status_md, table, choice, pending_md, *feedback_outputs]
-    login_btn.click(
-        h.login,
-        [password],
-        [logged, login_msg, login_box, panel],
-        api_name="admin_login",
-        **private,
-    ).then(h.refresh_if_logged, [logged], view, api_visibility="private")
-    password.submit(
-        h.login,
-        [password],
-        [logged, login_msg, login_box, panel],
-        api_visibility="private",
-    ).then(h.refresh_if_logged, [logged], view, api_visibility="private")
-    refresh_btn.click(h.refresh, [logged], view, api_name="admin_refresh", **private)
+    if demo is not None:
+        tab_output = [tabs] if tabs is not None else []
+        demo.load(
+            _on_load_fn(h, with_tab=tabs is not None),
+            None,
+            [login_box, panel, login_msg, *tab_output, *view],
+            api_visibility="private",
+        )
+    refresh_btn.click(h.refresh, None, view, api_name="admin_refresh", **private)
     upload_btn.click(
-        h.upload,
-        [logged, files, overwrite],
-        [upload_md],
-        api_name="admin_upload",
-        **private,
-    ).success(h.refresh, [logged], view, api_visibility="private")
+        h.upload, [files, overwrite], [upload_md], api_name="admin_upload", **private
+    ).success(h.refresh, None, view, api_visibility="private")
     remove_btn.click(
-        h.remove,
-        [logged, choice, confirm],
-        [remove_md],
-        api_name="admin_remove",
-        **private,
-    ).success(h.refresh, [logged], view, api_visibility="private")
+        h.remove, [choice, confirm], [remove_md], api_name="admin_remove", **private
+    ).success(h.refresh, None, view, api_visibility="private")
     rebuild_btn.click(
         _rebuild_fn(h),
-        [logged, full, allow],
+        [full, allow],
         [rebuild_md],
         api_name="admin_rebuild",
         concurrency_limit=1,
         concurrency_id=REBUILD_CONCURRENCY_ID,
         **private,
-    ).success(h.refresh, [logged], view, api_visibility="private")
+    ).success(h.refresh, None, view, api_visibility="private")
+    return h
+
+
+def _on_load_fn(h: AdminHandlers, *, with_tab: bool) -> Any:
+    def on_load(request: gr.Request) -> tuple[Any, ...]:
+        box, panel, message, tab, *view = h.on_load(request)
+        return (box, panel, message, *([tab] if with_tab else []), *view)
+
+    return on_load
 
 
 def _rebuild_fn(h: AdminHandlers) -> Any:
     # Gradio injects a tracker for a parameter whose default is `gr.Progress()`.
     def rebuild(
-        logged: bool,
         full: bool,
         allow: bool,
+        request: gr.Request,
         progress: gr.Progress = gr.Progress(),  # noqa: B008
     ) -> str:
-        return h.rebuild(logged, full, progress, allow_removals=allow)
+        return h.rebuild(full, request, progress, allow_removals=allow)
 
     return rebuild

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
@@ -20,6 +20,10 @@ from assistant.models import Answer
 from assistant.service import Assistant
 from ui.chat import VIEWER_EMPTY, ChatHandlers, filter_choices, source_choices
 from ui.render import PASSAGE_ANCHOR, citations_html
+from ui.staff import StaffAuth, add_staff_routes
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
@@ -69,25 +73,61 @@ CSS = """
 .resource-meta dd { margin-left: 7.5em; }
 .resource-summary { font-style: italic; }
 .no-sources { opacity: .7; font-style: italic; }
+.staff-login input { padding: .4em .6em; border: 1px solid var(--border-color-primary);
+  border-radius: .4em; min-width: 16em; }
+.staff-login button, .staff-session button { padding: .4em 1em; border-radius: .4em; }
+.staff-session { display: flex; gap: 1em; align-items: center; justify-content: flex-end; }
 """
 
 
-def build_app(assistant: Assistant, *, feedback: FeedbackStore | None = None) -> gr.Blocks:
-    """The whole app; `feedback` defaults to the store at `assistant.settings.feedback_db`."""
+def build_app(
+    assistant: Assistant,
+    *,
+    feedback: FeedbackStore | None = None,
+    auth: StaffAuth | None = None,
+) -> gr.Blocks:
+    """The whole app; `feedback` defaults to the store at `assistant.settings.feedback_db`.
+    With an admin password, the staff tab checks sessions with `auth` (whose routes
+    `make_server` adds; a fresh one otherwise)."""
     if feedback is None:
         feedback = FeedbackStore(assistant.settings.feedback_db)
     with gr.Blocks(title=TITLE, analytics_enabled=False) as demo:
         if assistant.settings.admin_password:
             from ui.admin import build_admin_tab
 
-            with gr.Tabs():
+            auth = auth or StaffAuth(assistant.settings.admin_password)
+            with gr.Tabs() as tabs:
                 with gr.Tab("Assistant", id="assistant", elem_id="tab-assistant"):
                     _build_chat(demo, assistant, feedback)
                 with gr.Tab("Espace équipe", id="equipe", elem_id="tab-equipe"):
-                    build_admin_tab(assistant, feedback)
+                    build_admin_tab(assistant, feedback, auth, tabs=tabs, demo=demo)
         else:
             _build_chat(demo, assistant, feedback)
     return demo
+
+
+def make_server(assistant: Assistant, *, feedback: FeedbackStore | None = None) -> FastAPI:
+    """The ASGI app `serve` runs: the Gradio app mounted at `/`, plus the staff routes
+    (login, logout, CSV export, staff-only uploads) when an admin password is set."""
+    from fastapi import FastAPI
+
+    settings = assistant.settings
+    if feedback is None:
+        feedback = FeedbackStore(settings.feedback_db)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    auth = StaffAuth(settings.admin_password)
+    add_staff_routes(app, auth, feedback.to_csv if settings.admin_password else None)
+    demo = build_app(assistant, feedback=feedback, auth=auth)
+    demo.queue(default_concurrency_limit=4)
+    return gr.mount_gradio_app(
+        app,
+        demo,
+        path="",
+        show_error=True,
+        max_file_size=int(settings.max_upload_mb * 1024 * 1024),
+        css=CSS,
+        theme=gr.themes.Soft(),
+    )
 
 
 def _build_chat(demo: gr.Blocks, assistant: Assistant, feedback: FeedbackStore) -> None:
@@ -246,18 +286,10 @@ def _build_chat(demo: gr.Blocks, assistant: Assistant, feedback: FeedbackStore) 
 
 
 def serve(assistant: Assistant) -> None:
-    """Launch the app on `settings.host:port` (no share link, analytics off)."""
+    """Run the app on `settings.host:port` (uvicorn; no share link, analytics off)."""
+    import uvicorn
+
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     settings = assistant.settings
-    demo = build_app(assistant)
-    demo.queue(default_concurrency_limit=4)
     log.info("serving on http://%s:%s", settings.host, settings.port)
-    demo.launch(
-        server_name=settings.host,
-        server_port=settings.port,
-        share=False,
-        show_error=True,
-        max_file_size=int(settings.max_upload_mb * 1024 * 1024),
-        css=CSS,
-        theme=gr.themes.Soft(),
-    )
+    uvicorn.run(make_server(assistant), host=settings.host, port=settings.port, log_level="warning")

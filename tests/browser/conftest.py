@@ -216,6 +216,8 @@ def page(browser: Any, live_app: LiveApp) -> Any:
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(live_app.url)
+    browser.delete_all_cookies()  # no staff session left over from another test
+    browser.get(live_app.url)
     WebDriverWait(browser, WAIT).until(
         ec.element_to_be_clickable((By.CSS_SELECTOR, "#question textarea"))
     )

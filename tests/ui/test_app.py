@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,22 +163,14 @@ def test_staff_tab_with_password(assistant: Assistant, store: FeedbackStore) -> 
     assert "Espace équipe" in _config_text(assistant, store)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(assistant: Assistant, store: FeedbackStore) -> Iterator[str]:
-    demo = build_app(assistant, feedback=store)
-    _, url, _ = demo.launch(
-        server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True
-    )
-    try:
+    """The ASGI app that `serve` runs, on a free local port."""
+    from tests.ui.server import run_server
+    from ui.app import make_server
+
+    with run_server(make_server(assistant, feedback=store)) as url:
         yield url
-    finally:
-        demo.close()
 
 
 def test_app_answers_through_its_api(served: str, store: FeedbackStore) -> None:
