@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from assistant.models import Answer, Citation, Hit, ResourceHit, Retrieval
+from corpus.enrich import MONTHS
 from corpus.text import Sentence, split_sentences
 from embeddings.lexical import analyze
 
@@ -42,7 +43,7 @@ LOW_CONFIDENCE = (
 
 _WORD = re.compile(r"\w+(?:[-'’]\w+)*", re.UNICODE)
 
-_MONTHS = "janvier|février|fevrier|mars|avril|mai|juin|juillet|août|aout|septembre|octobre|novembre|décembre|decembre"
+_MONTHS = "|".join(sorted(MONTHS, key=len, reverse=True))
 _FACT_PATTERNS: dict[str, re.Pattern[str]] = {
     "date": re.compile(
         rf"\b(\d{{1,2}}(er)?\s+({_MONTHS})\s+\d{{4}}|({_MONTHS})\s+\d{{4}}|(19|20)\d{{2}})\b", re.I

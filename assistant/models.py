@@ -9,14 +9,7 @@ from typing import Any
 
 from corpus.errors import ConfigurationError
 from corpus.models import Chunk, Resource
-
-
-def _fold(text: str) -> str:
-    import unicodedata
-
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).strip()
-
+from corpus.text import fold
 
 _DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
@@ -62,14 +55,14 @@ class Filters:
 
     def matches(self, resource: Resource) -> bool:
         if self.types:
-            wanted = {_fold(t) for t in self.types}
-            if _fold(resource.type) not in wanted and _fold(resource.kind) not in wanted:
+            wanted = {fold(t) for t in self.types}
+            if fold(resource.type) not in wanted and fold(resource.kind) not in wanted:
                 return False
         if self.themes:
-            have = {_fold(t) for t in (*resource.themes, *resource.keywords)}
-            if not have & {_fold(t) for t in self.themes}:
+            have = {fold(t) for t in (*resource.themes, *resource.keywords)}
+            if not have & {fold(t) for t in self.themes}:
                 return False
-        if self.zones and _fold(resource.zone or "") not in {_fold(z) for z in self.zones}:
+        if self.zones and fold(resource.zone or "") not in {fold(z) for z in self.zones}:
             return False
         if self.date_from or self.date_to:
             if not resource.date:

@@ -12,9 +12,11 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from corpus.chunking import ChunkingSettings
 from corpus.errors import ConfigurationError
+from embeddings.base import DEFAULT_MODEL_NAME
 
-DEFAULT_MODEL = "multilingual-e5-small"
+DEFAULT_MODEL = DEFAULT_MODEL_NAME
 
 # Environment variable → (field name, converter)
 _ENV: dict[str, tuple[str, Any]] = {
@@ -52,8 +54,8 @@ class Settings:
     index_dir: Path | None = None
     corpus_dir: Path | None = None  # None: the bundled default corpus
     model: str = DEFAULT_MODEL
-    chunk_size: int = 800
-    chunk_overlap: int = 120
+    chunk_size: int = ChunkingSettings().size
+    chunk_overlap: int = ChunkingSettings().overlap
     max_sources: int = 3
     max_question_chars: int = 2000
     host: str = "127.0.0.1"

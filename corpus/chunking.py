@@ -44,12 +44,12 @@ class ChunkingSettings:
     ~4 characters per token (still under 400 with a pessimistic 2 characters per token), far
     below the 512-token limit of the embedding models, even with the title prepended; it is
     a paragraph or two, small enough for a citation to point at a precise passage and large
-    enough to keep a sentence with its context. 100 characters of overlap (about one clause)
+    enough to keep a sentence with its context. 120 characters of overlap (about one clause)
     keeps a sentence cut at a boundary findable from either side.
     """
 
     size: int = 800
-    overlap: int = 100
+    overlap: int = 120
     separators: tuple[str, ...] = FRENCH_SEPARATORS
 
     def __post_init__(self) -> None:

@@ -13,25 +13,14 @@ import re
 import unicodedata
 
 from corpus.models import Download
+from corpus.text import FRENCH_MONTHS, strip_accents
 
 logger = logging.getLogger(__name__)
 
+# month name → number, with and without accents («fevrier» as typed on some pages)
 MONTHS: dict[str, int] = {
-    "janvier": 1,
-    "février": 2,
-    "fevrier": 2,
-    "mars": 3,
-    "avril": 4,
-    "mai": 5,
-    "juin": 6,
-    "juillet": 7,
-    "août": 8,
-    "aout": 8,
-    "septembre": 9,
-    "octobre": 10,
-    "novembre": 11,
-    "décembre": 12,
-    "decembre": 12,
+    **{name: i for i, name in enumerate(FRENCH_MONTHS, 1)},
+    **{strip_accents(name): i for i, name in enumerate(FRENCH_MONTHS, 1)},
 }
 _MONTH_RE = "|".join(sorted(MONTHS, key=len, reverse=True))
 _SPACE = r"[ \t\u00a0\u202f]"

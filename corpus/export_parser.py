@@ -31,6 +31,7 @@ from difflib import SequenceMatcher
 from corpus import enrich
 from corpus.errors import InvalidResourceError
 from corpus.models import Resource
+from corpus.text import normalize_newlines
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def parse_export(text: str, *, source: str = "") -> list[Resource]:
     Raises `InvalidResourceError` when the text is empty or holds no metadata block.
     """
     where = source or "<export>"
-    text = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    text = normalize_newlines(text)
     if not text.strip():
         raise InvalidResourceError(where, "l'export est vide")
     lines = text.split("\n")

@@ -14,9 +14,10 @@ from corpus import enrich
 from corpus.errors import CorpusNotFoundError, InvalidResourceError
 from corpus.html_loader import load_html
 from corpus.limits import MAX_TEXT_FILE_BYTES, check_resource
-from corpus.markdown_io import normalize_newlines, resource_from_markdown
+from corpus.markdown_io import resource_from_markdown
 from corpus.models import Resource
 from corpus.pdf_loader import load_pdf
+from corpus.text import normalize_newlines
 
 logger = logging.getLogger(__name__)
 

@@ -32,6 +32,7 @@ from corpus import enrich
 from corpus.errors import InvalidResourceError
 from corpus.limits import MAX_FRONT_MATTER_CHARS
 from corpus.models import Download, Resource
+from corpus.text import normalize_newlines
 
 logger = logging.getLogger(__name__)
 
@@ -61,11 +62,6 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 
 
 _Dumper.add_representer(str, _represent_str)
-
-
-def normalize_newlines(text: str) -> str:
-    """Drop a UTF-8 BOM and turn CRLF / CR line endings into LF."""
-    return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
 def resource_to_markdown(resource: Resource) -> str:

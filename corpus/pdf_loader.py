@@ -13,6 +13,7 @@ from corpus import enrich
 from corpus.errors import InvalidResourceError
 from corpus.limits import MAX_BODY_CHARS, MAX_PDF_PAGES, MAX_PDF_STREAM_BYTES
 from corpus.models import Resource
+from corpus.text import normalize_newlines
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +62,7 @@ def load_pdf(path: Path) -> Resource:
         ) from exc
     except (PyPdfError, OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise InvalidResourceError(where, f"PDF illisible ou endommagé : {exc}") from exc
-    text = enrich.collapse_blank_lines(
-        "\n\n".join(page.replace("\r\n", "\n").replace("\r", "\n") for page in pages)
-    )
+    text = enrich.collapse_blank_lines("\n\n".join(normalize_newlines(page) for page in pages))
     if not text.strip():
         raise InvalidResourceError(
             where, "pas de couche texte (PDF scanné ?) : passez-le d'abord à l'OCR"

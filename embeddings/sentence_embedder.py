@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from corpus.errors import ModelLoadError
-from embeddings.base import Embedder
+from embeddings.base import DEFAULT_MODEL_NAME, Embedder
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_NAME = "multilingual-e5-small"
 E5_QUERY_PREFIX = "query: "
 E5_DOCUMENT_PREFIX = "passage: "
 BATCH_SIZE = 32

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-import unicodedata
 from collections.abc import Iterator, Sequence
 
 from assistant.feedback import FeedbackStore
@@ -19,7 +18,7 @@ from assistant.llm import STREAMING
 from assistant.models import Answer, Filters
 from assistant.service import Assistant
 from corpus.errors import AssistantError
-from corpus.text import clean_text
+from corpus.text import clean_text, fold
 from ui.render import answer_html, citations_html, esc, resource_html
 
 log = logging.getLogger(__name__)
@@ -43,12 +42,6 @@ PICK_RESOURCE = "Choisissez une source de la dernière réponse."
 VIEWER_EMPTY = '<p class="no-sources">Choisissez une source puis « Voir la ressource ».</p>'
 
 
-def _sort_key(text: str) -> str:
-    """Case- and accent-insensitive order («Étude» between «Compte rendu» and «Guide»)."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
 def filter_choices(assistant: Assistant) -> tuple[list[str], list[str], list[str]]:
     """The (types, themes, zones) offered by the filters: those of the public resources."""
     try:
@@ -59,7 +52,7 @@ def filter_choices(assistant: Assistant) -> tuple[list[str], list[str], list[str
     types = {t for r in resources for t in (r.kind, r.type) if t}
     themes = {t for r in resources for t in r.themes if t}
     zones = {r.zone for r in resources if r.zone}
-    return sorted(types, key=_sort_key), sorted(themes, key=_sort_key), sorted(zones, key=_sort_key)
+    return sorted(types, key=fold), sorted(themes, key=fold), sorted(zones, key=fold)
 
 
 def make_filters(

@@ -17,25 +17,13 @@ from urllib.parse import urlsplit
 from assistant.compose import LOW_CONFIDENCE
 from assistant.models import Answer, Citation
 from corpus.models import Resource
+from corpus.text import FRENCH_MONTHS, normalize_newlines
 
 Span = tuple[int, int]
 # A layer of spans to wrap: (spans, opening tag, closing tag). Earlier layers wrap outside.
 Layer = tuple[Sequence[Span], str, str]
 
-MONTHS = (  # French month names, for dates shown to users
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
+MONTHS = FRENCH_MONTHS  # for dates shown to users
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 PASSAGE_ANCHOR = "passage-cite"
 
@@ -47,7 +35,7 @@ def esc(text: object) -> str:
 
 def _text_html(text: str) -> str:
     """Escaped text with line breaks turned into `<br>` (CRLF counted once)."""
-    return esc(text.replace("\r\n", "\n").replace("\r", "\n")).replace("\n", "<br>")
+    return esc(normalize_newlines(text)).replace("\n", "<br>")
 
 
 def spans_html(text: str, layers: Sequence[Layer]) -> str:

@@ -137,6 +137,7 @@ def client_of(request: Any) -> str:
 
 def add_staff_routes(app: Any, auth: StaffAuth, csv_text: Callable[[], str] | None) -> None:
     """The login, logout and CSV routes, and the guard on Gradio's upload route."""
+
     def back(request: Request, state: str) -> RedirectResponse:
         root = request.scope.get("root_path", "") or ""
         return RedirectResponse(f"{root}/?equipe={state}", status_code=303)

@@ -107,7 +107,11 @@ def test_count_tokens_splits_further() -> None:
 
 def test_settings_validation_and_dict() -> None:
     assert ChunkingSettings().as_dict()["size"] == 800
-    assert ChunkingSettings().as_dict()["overlap"] == 100
+    assert ChunkingSettings().as_dict()["overlap"] == 120
+    from assistant.settings import Settings
+
+    defaults = Settings()
+    assert (defaults.chunk_size, defaults.chunk_overlap) == (800, 120)  # one source
     with pytest.raises(ValueError):
         ChunkingSettings(size=100, overlap=100)
 
