@@ -36,6 +36,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy assistant embeddings corpus ui
 
 bench-quick: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -123,9 +123,9 @@ class Calibration:
                 f"fichier de calibration {source} au format {data.get('format_version')}, "
                 f"attendu {FORMAT_VERSION} : relancez `ess-assistant calibrate`"
             )
-        ab = data["abstention"]
+        ab: dict[str, Any] = data["abstention"]
         data["abstention"] = Abstention(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in ab.items()}
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in ab.items()}  # type: ignore[arg-type]
         )
         if data.get("domain"):
             gate = data["domain"]

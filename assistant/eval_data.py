@@ -71,7 +71,10 @@ def question_from_json(d: Mapping[str, object], default_id: str) -> EvalQuestion
             if grade:
                 relevant[str(rid)] = int(grade)
     else:
-        for item in d.get("expected") or ():  # type: ignore[union-attr]
+        expected = d.get("expected") or []
+        if not isinstance(expected, list | tuple):
+            raise TypeError("«expected» doit être une liste")
+        for item in expected:
             relevant[str(item)] = 2
     oos = d.get("out_of_scope")
     if oos is True:

@@ -222,7 +222,7 @@ def _folds(n: int) -> list[np.ndarray]:
 
 def _grid_cv(
     rows: Sequence[Row], grid: Sequence[float], score: Callable[[Row, float], float]
-) -> tuple[float, float, dict[str, float]]:
+) -> tuple[float, float, dict[str, Any]]:
     """(best value on all rows, its mean score, cross-validated figures)."""
     table = np.array([[score(r, g) for g in grid] for r in rows])
     best = int(np.argmax(table.mean(axis=0)))

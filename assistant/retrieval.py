@@ -233,8 +233,8 @@ def _signals(
     missing = max((w for t, w in weights.items() if t not in present), default=0.0) / top_weight
     resource_coverage = 0.0
     if ranked:
-        terms = index.resource_terms(ranked[0].resource.id)
-        resource_coverage = sum(w for t, w in weights.items() if t in terms) / total
+        whole = index.resource_terms(ranked[0].resource.id)
+        resource_coverage = sum(w for t, w in weights.items() if t in whole) / total
     return Signals(
         dense=top_dense,
         dense_rel=top_dense - background,

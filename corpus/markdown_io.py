@@ -43,13 +43,13 @@ class _NoAliasLoader(yaml.SafeLoader):
     """The safe loader without anchors and aliases (`&a` / `*a`): a front matter never needs
     them, and nested aliases expand a few hundred bytes into gigabytes («billion laughs»)."""
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:  # type: ignore[override]
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         event = self.peek_event()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
             raise yaml.composer.ComposerError(
                 None, None, "ancres et alias YAML (& et *) refusés", event.start_mark
             )
-        return super().compose_node(parent, index)  # type: ignore[arg-type]
+        return super().compose_node(parent, index)
 
 
 class _Dumper(yaml.SafeDumper):

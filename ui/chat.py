@@ -197,7 +197,7 @@ class ChatHandlers:
         try:
             if history_json is not None and not isinstance(history_json, str):
                 raise ValueError(BAD_HISTORY)
-            history = json.loads(history_json) if (history_json or "").strip() else []
+            history = json.loads(history_json) if history_json and history_json.strip() else []
             if not isinstance(history, list) or not all(isinstance(q, str) for q in history):
                 raise ValueError(BAD_HISTORY)
         except ValueError:
