@@ -84,6 +84,18 @@ def _parser() -> argparse.ArgumentParser:
         "--output", type=Path, help="écrire le résultat de chaque question (JSONL) dans ce fichier"
     )
 
+    sync = sub.add_parser(
+        "sync", parents=[common], help="synchroniser le corpus avec le site du réseau"
+    )
+    sync.add_argument(
+        "url", nargs="?", help="plan du site (sitemap) ou page de liste (ESS_ASSISTANT_SITE_URL)"
+    )
+    sync.add_argument("--include", metavar="REGEX", help="seulement les adresses qui y répondent")
+    sync.add_argument("--exclude", metavar="REGEX", help="sauf les adresses qui y répondent")
+    sync.add_argument("--pdf", action="store_true", help="aussi les PDF liés, sur le même site")
+    sync.add_argument("--dry-run", action="store_true", help="dire ce qui changerait, sans écrire")
+    sync.add_argument("--build", action="store_true", help="reconstruire l'index ensuite")
+
     calibrate = sub.add_parser(
         "calibrate",
         parents=[common],
@@ -327,6 +339,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace) -> int:
+    assistant = Assistant(_settings(args))
+    progress = _TqdmProgress()
+    try:
+        report = assistant.sync(
+            args.url,
+            include=args.include,
+            exclude=args.exclude,
+            pdf=args.pdf,
+            dry_run=args.dry_run,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    print(("(essai : rien n'est écrit) " if args.dry_run else "") + report.summary_line())
+    for err in report.errors:
+        print(f"  erreur : {err.url} : {err.reason}")
+    if args.build and not args.dry_run:
+        args.full = args.allow_empty = False
+        return cmd_build(args)
+    return BUILT_WITH_ERRORS if report.errors else 0
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from assistant.calibration import FILE_NAME
     from assistant.eval_data import load_questions, select
@@ -431,6 +466,7 @@ COMMANDS = {
     "eval": cmd_eval,
     "import": cmd_import,
     "calibrate": cmd_calibrate,
+    "sync": cmd_sync,
 }
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import Timeout
+
 from assistant.calibration import Calibration, base_fingerprint, load_calibration
 from assistant.compose import compose_answer
 from assistant.llm import generate_answer, stream_answer
@@ -22,11 +24,18 @@ from assistant.retrieval import RANK_DEPTH, RetrievalParams, retrieve
 from assistant.settings import Settings
 from corpus.bundled import bundled_corpus_dir
 from corpus.chunking import ChunkingSettings
-from corpus.errors import AssistantError, IndexNotFoundError, InvalidQuestionError
+from corpus.errors import (
+    AssistantError,
+    BuildLockedError,
+    ConfigurationError,
+    IndexNotFoundError,
+    InvalidQuestionError,
+)
 from corpus.loaders import load_corpus
+from corpus.site import SyncReport, SyncSettings, sync_site
 from corpus.text import clean_text
 from embeddings.base import Embedder
-from embeddings.builder import BuildReport, ProgressCallback, build_index
+from embeddings.builder import BuildReport, ProgressCallback, build_index, check_writable, lock_for
 from embeddings.loading import load_embedder
 from embeddings.store import ResourceIndex, current_version
 
@@ -192,6 +201,48 @@ class Assistant:
             progress=progress,
             allow_removals=allow_removals,
         )
+
+    def sync(
+        self,
+        url: str | None = None,
+        *,
+        include: str | None = None,
+        exclude: str | None = None,
+        pdf: bool = False,
+        dry_run: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> SyncReport:
+        """Bring the corpus folder in step with the network's site (`corpus.site`). Holds the
+        build lock meanwhile: a sync and a build never run at once."""
+        address = url or self.settings.site_url
+        if not address:
+            raise ConfigurationError(
+                "aucune adresse de site : donnez-la (`ess-assistant sync URL`) ou réglez "
+                "ESS_ASSISTANT_SITE_URL"
+            )
+        settings = SyncSettings(
+            url=address,
+            include=include,
+            exclude=exclude,
+            delay=self.settings.sync_delay,
+            concurrency=self.settings.sync_concurrency,
+            user_agent=self.settings.user_agent,
+            pdf=pdf,
+            dry_run=dry_run,
+        )
+        check_writable(self.index_dir)
+        lock = lock_for(self.index_dir)
+        try:
+            lock.acquire()
+        except Timeout as exc:
+            raise BuildLockedError(
+                "une reconstruction ou une synchronisation est déjà en cours ; attendez "
+                "qu'elle se termine puis relancez"
+            ) from exc
+        try:
+            return sync_site(settings, self.corpus_dir, progress=progress)
+        finally:
+            lock.release()
 
     def prepare_question(self, question: str) -> tuple[str, tuple[str, ...]]:
         """Validate, clean and truncate a question; returns it with the notices to show.

@@ -14,6 +14,7 @@ from typing import Any
 
 from corpus.chunking import ChunkingSettings
 from corpus.errors import ConfigurationError
+from corpus.site import DEFAULT_USER_AGENT
 from embeddings.base import DEFAULT_MODEL_NAME
 
 DEFAULT_MODEL = DEFAULT_MODEL_NAME
@@ -34,6 +35,10 @@ _ENV: dict[str, tuple[str, Any]] = {
     "ESS_ASSISTANT_ADMIN_PASSWORD": ("admin_password", str),
     "ESS_ASSISTANT_MAX_UPLOAD_MB": ("max_upload_mb", float),
     "ESS_ASSISTANT_CALIBRATION": ("calibration", Path),
+    "ESS_ASSISTANT_SITE_URL": ("site_url", str),
+    "ESS_ASSISTANT_SYNC_DELAY": ("sync_delay", float),
+    "ESS_ASSISTANT_SYNC_CONCURRENCY": ("sync_concurrency", int),
+    "ESS_ASSISTANT_USER_AGENT": ("user_agent", str),
     "ESS_ASSISTANT_LLM_URL": ("llm_url", str),
     "ESS_ASSISTANT_LLM_MODEL": ("llm_model", str),
     "ESS_ASSISTANT_LLM_API_KEY": ("llm_api_key", str),
@@ -64,6 +69,10 @@ class Settings:
     # rebuild share the 2 cores (bench/RESULTS.md: 7× faster than 2 threads under load)
     serve_threads: int = 1
     calibration: Path | None = None  # None: <index dir>/calibration.json, else the default
+    site_url: str | None = None  # the network's sitemap (or page listing) for `sync`
+    sync_delay: float = 1.0  # seconds between two requests to the site
+    sync_concurrency: int = 2
+    user_agent: str = DEFAULT_USER_AGENT
     admin_password: str | None = None
     max_upload_mb: float = 20.0
     llm_url: str | None = None
@@ -81,6 +90,8 @@ class Settings:
             raise ConfigurationError("max_sources must be at least 1")
         if self.serve_threads < 1:
             raise ConfigurationError("serve_threads must be at least 1")
+        if self.sync_delay < 0 or self.sync_concurrency < 1:
+            raise ConfigurationError("sync_delay must be ≥ 0 and sync_concurrency ≥ 1")
         if self.max_question_chars < 50:
             raise ConfigurationError("max_question_chars must be at least 50")
 

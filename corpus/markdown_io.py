@@ -64,8 +64,9 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _Dumper.add_representer(str, _represent_str)
 
 
-def resource_to_markdown(resource: Resource) -> str:
-    """Render `resource` as front matter + body; `resource_from_markdown` reads it back."""
+def resource_to_markdown(resource: Resource, *, extra: dict[str, Any] | None = None) -> str:
+    """Render `resource` as front matter + body; `resource_from_markdown` reads it back.
+    `extra` keys (e.g. a synced page's `source`, `etag`) are appended to the front matter."""
     # Trailing spaces on a line would force YAML to quote the summary: drop them there.
     summary = "\n".join(line.rstrip(" \t") for line in resource.summary.split("\n")).strip()
     front: dict[str, Any] = {
@@ -83,6 +84,7 @@ def resource_to_markdown(resource: Resource) -> str:
             {"label": d.label, "pages": d.pages, "date": d.date} for d in resource.downloads
         ],
         "summary": summary,
+        **(extra or {}),
     }
     header = yaml.dump(front, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=10_000)
     return f"---\n{header}---\n\n{resource.body}"

@@ -215,6 +215,37 @@ class AdminHandlers:
             lines += [f"- `{Path(e.path).name}` : {e.reason}" for e in report.errors]
         return "\n".join(lines)
 
+    def sync(
+        self,
+        url: str | None,
+        pdf: bool,
+        request: gr.Request,
+        progress: gr.Progress | None = None,
+    ) -> str:
+        """Synchronise the corpus with the network's site; returns the summary in Markdown."""
+        self.require(request)
+
+        def report_progress(done: int, total: int, stage: str) -> None:
+            if progress is not None:
+                progress((done, total) if total > 0 else None, desc=stage)
+
+        try:
+            report = self.assistant.sync(
+                (url or "").strip() or None, pdf=bool(pdf), progress=report_progress
+            )
+        except AssistantError as exc:
+            return f"❌ Synchronisation impossible : {exc}"
+        lines = [f"✅ Site synchronisé : **{report.summary_line()}**"]
+        if report.errors:
+            lines += ["", "Pages en erreur (version précédente conservée) :"]
+            lines += [f"- {e.url} : {e.reason}" for e in report.errors]
+        if report.new or report.changed or report.removed:
+            lines += [
+                "",
+                "Cliquez sur « Reconstruire l'index » pour que l'assistant en tienne compte.",
+            ]
+        return "\n".join(lines)
+
     # ------------------------------------------------------------------ feedback
 
     def feedback_tables(self, request: gr.Request) -> tuple[list[list[Any]], ...]:
@@ -314,6 +345,17 @@ def build_admin_tab(
             remove_btn = gr.Button("Supprimer", variant="stop")
             remove_md = gr.Markdown()
 
+        gr.Markdown("### Synchroniser le site du réseau")
+        site_url = gr.Textbox(
+            label="Plan du site (sitemap) ou page de liste",
+            value=assistant.settings.site_url or "",
+            placeholder="https://www.exemple.org/sitemap.xml",
+            max_lines=1,
+        )
+        site_pdf = gr.Checkbox(label="Aussi les PDF liés (même site)", value=False)
+        sync_btn = gr.Button("Synchroniser le site")
+        sync_md = gr.Markdown()
+
         gr.Markdown("### Reconstruire l'index")
         full = gr.Checkbox(label="Tout recalculer (reconstruction complète)", value=False)
         allow = gr.Checkbox(
@@ -348,6 +390,15 @@ def build_admin_tab(
     remove_btn.click(
         h.remove, [choice, confirm], [remove_md], api_name="admin_remove", **private
     ).success(h.refresh, None, view, api_visibility="private")
+    sync_btn.click(
+        _sync_fn(h),
+        [site_url, site_pdf],
+        [sync_md],
+        api_name="admin_sync",
+        concurrency_limit=1,
+        concurrency_id=REBUILD_CONCURRENCY_ID,
+        **private,
+    ).success(h.refresh, None, view, api_visibility="private")
     rebuild_btn.click(
         _rebuild_fn(h),
         [full, allow],
@@ -366,6 +417,18 @@ def _on_load_fn(h: AdminHandlers, *, with_tab: bool) -> Any:
         return (box, panel, message, *([tab] if with_tab else []), *view)
 
     return on_load
+
+
+def _sync_fn(h: AdminHandlers) -> Any:
+    def sync(
+        url: str,
+        pdf: bool,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008
+    ) -> str:
+        return h.sync(url, pdf, request, progress)
+
+    return sync
 
 
 def _rebuild_fn(h: AdminHandlers) -> Any:

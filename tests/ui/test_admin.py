@@ -339,3 +339,23 @@ def test_tab_absent_without_password_present_with_it(
 
     assert "Espace équipe" not in tab_labels(fake_assistant)
     assert "Espace équipe" in tab_labels(admin_assistant)
+
+
+def test_staff_can_synchronise_the_site(
+    handlers: AdminHandlers, staff: FakeRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.corpus.site_server import default_site, serve_site
+
+    handlers.assistant.settings = handlers.assistant.settings.with_(sync_delay=0.0)
+    site = default_site()
+    site.status.clear()
+    site.slow.clear()
+    with serve_site(site) as base:
+        with pytest.raises(gr.Error, match="Accès refusé"):
+            handlers.sync(f"{base}/sitemap.xml", False, FakeRequest())  # type: ignore[arg-type]
+        done = handlers.sync(f"{base}/sitemap.xml", False, staff)  # type: ignore[arg-type]
+    assert "✅ Site synchronisé : **pages 7: new 7" in done and "Reconstruire" in done
+    result = handlers.rebuild(False, staff)  # type: ignore[arg-type]
+    assert "added 7, changed 0, removed 0, unchanged 9" in result
+    refused = handlers.sync("", False, staff)  # type: ignore[arg-type]
+    assert refused.startswith("❌") and "ESS_ASSISTANT_SITE_URL" in refused
