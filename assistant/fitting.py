@@ -155,23 +155,32 @@ def collect(
     rows = []
     for i, q in enumerate(questions):
         vector = embed_query(assistant.embedder, contextual_query(q.question, q.history))
-        rankings = {}
-        for weight in FUSION_GRID:
-            params = RetrievalParams(lexical_weight=weight, domain=gate)
-            r = retrieve(
-                index,
-                assistant.embedder,
-                q.question,
-                history=q.history,
-                max_resources=RANK_DEPTH,
-                params=params,
-                query_vector=vector,
+        rankings = {
+            weight: _ranking(
+                assistant, q, vector, RetrievalParams(lexical_weight=weight, domain=gate)
             )
-            rankings[weight] = tuple((g.resource.id, g.score) for g in r.resources)
+            for weight in FUSION_GRID
+        }
         rows.append(Row(base, q, resolve_grades(q, public), vector, rankings))
         if progress is not None:
             progress(i + 1, len(questions), f"Questions ({base})")
     return rows
+
+
+def _ranking(
+    assistant: Assistant, q: EvalQuestion, vector: np.ndarray | None, params: RetrievalParams
+) -> tuple[tuple[str, float], ...]:
+    """(resource id, fused score) of the question's ranking with `params`."""
+    r = retrieve(
+        assistant.index(),
+        assistant.embedder,
+        q.question,
+        history=q.history,
+        max_resources=RANK_DEPTH,
+        params=params,
+        query_vector=vector,
+    )
+    return tuple((g.resource.id, g.score) for g in r.resources)
 
 
 def with_signals(
@@ -268,26 +277,21 @@ def fit_context_weights(
     for kind in chosen:
         followups: list[Row] = []
         for assistant, rows in bases:
-            index = assistant.index()
             for row in rows:
                 q = row.question
                 if row.kind != "answerable" or contextual_query(q.question, q.history).kind != kind:
                     continue
-                rankings = {}
-                for context in CONTEXT_GRID:
-                    params = RetrievalParams(
-                        lexical_weight=weight, context_weight=context, reference_weight=context
+                rankings = {
+                    context: _ranking(
+                        assistant,
+                        q,
+                        row.vector,
+                        RetrievalParams(
+                            lexical_weight=weight, context_weight=context, reference_weight=context
+                        ),
                     )
-                    r = retrieve(
-                        index,
-                        assistant.embedder,
-                        q.question,
-                        history=q.history,
-                        max_resources=RANK_DEPTH,
-                        params=params,
-                        query_vector=row.vector,
-                    )
-                    rankings[context] = tuple((g.resource.id, g.score) for g in r.resources)
+                    for context in CONTEXT_GRID
+                }
                 followups.append(replace(row, rankings=rankings))
         if len(followups) < FOLDS:
             figures[kind] = {"questions": len(followups)}

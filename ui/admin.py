@@ -193,11 +193,7 @@ class AdminHandlers:
         """Rebuild the index (incremental unless `full`); returns the summary in Markdown. A
         build that would remove most of the base asks for the « Autoriser » box first."""
         self.require(request)
-
-        def report_progress(done: int, total: int, stage: str) -> None:
-            if progress is not None:
-                progress((done, total) if total > 0 else None, desc=stage)
-
+        report_progress = _progress_callback(progress)
         try:
             report = self.assistant.build(
                 full=bool(full), progress=report_progress, allow_removals=bool(allow_removals)
@@ -224,11 +220,7 @@ class AdminHandlers:
     ) -> str:
         """Synchronise the corpus with the network's site; returns the summary in Markdown."""
         self.require(request)
-
-        def report_progress(done: int, total: int, stage: str) -> None:
-            if progress is not None:
-                progress((done, total) if total > 0 else None, desc=stage)
-
+        report_progress = _progress_callback(progress)
         try:
             report = self.assistant.sync(
                 (url or "").strip() or None, pdf=bool(pdf), progress=report_progress
@@ -266,6 +258,16 @@ class AdminHandlers:
         ]
         unanswered = [[q, n] for q, n in self.feedback.unanswered()]
         return entries, unanswered
+
+
+def _progress_callback(progress: gr.Progress | None) -> Any:
+    """A build/sync `ProgressCallback` drawing Gradio's progress bar."""
+
+    def report(done: int, total: int, stage: str) -> None:
+        if progress is not None:
+            progress((done, total) if total > 0 else None, desc=stage)
+
+    return report
 
 
 def _original_name(item: Any, path: Path) -> str:
@@ -390,24 +392,19 @@ def build_admin_tab(
     remove_btn.click(
         h.remove, [choice, confirm], [remove_md], api_name="admin_remove", **private
     ).success(h.refresh, None, view, api_visibility="private")
-    sync_btn.click(
-        _sync_fn(h),
-        [site_url, site_pdf],
-        [sync_md],
-        api_name="admin_sync",
-        concurrency_limit=1,
-        concurrency_id=REBUILD_CONCURRENCY_ID,
-        **private,
-    ).success(h.refresh, None, view, api_visibility="private")
-    rebuild_btn.click(
-        _rebuild_fn(h),
-        [full, allow],
-        [rebuild_md],
-        api_name="admin_rebuild",
-        concurrency_limit=1,
-        concurrency_id=REBUILD_CONCURRENCY_ID,
-        **private,
-    ).success(h.refresh, None, view, api_visibility="private")
+    for button, fn, inputs, output, name in (
+        (sync_btn, _sync_fn(h), [site_url, site_pdf], sync_md, "admin_sync"),
+        (rebuild_btn, _rebuild_fn(h), [full, allow], rebuild_md, "admin_rebuild"),
+    ):  # long jobs: one at a time, in their own queue (the chat keeps answering)
+        button.click(
+            fn,
+            inputs,
+            [output],
+            api_name=name,
+            concurrency_limit=1,
+            concurrency_id=REBUILD_CONCURRENCY_ID,
+            **private,
+        ).success(h.refresh, None, view, api_visibility="private")
     return h
 
 
