@@ -103,6 +103,9 @@ class Calibration:
     context_weight: float = 0.5
     reference_weight: float = 1.0
     citation_ratio: float = 0.0
+    # Two questions whose cosine is at least this are the same question (content gaps): the
+    # 99th percentile of the cosines between different questions written for the gate.
+    gap_similarity: float = 0.9
     fitted_on: tuple[dict[str, Any], ...] = ()  # {"name", "fingerprint", "resources", "questions"}
     data_hash: str = ""
     cv: dict[str, Any] = field(default_factory=dict)

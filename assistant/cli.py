@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from assistant.feedback import log_answer
 from assistant.models import Answer, Filters
 from assistant.service import Assistant
 from assistant.settings import Settings
@@ -45,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     ask = sub.add_parser("ask", parents=[common], help="poser une question")
     ask.add_argument("question", help="la question, ou - pour lire une question par ligne")
     ask.add_argument("--json", action="store_true", help="sortie JSON (une ligne par question)")
+    ask.add_argument(
+        "--log", action="store_true", help="enregistrer les questions dans le journal (revue)"
+    )
     ask.add_argument(
         "--filter",
         action="append",
@@ -83,6 +87,30 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--output", type=Path, help="écrire le résultat de chaque question (JSONL) dans ce fichier"
     )
+
+    review = sub.add_parser(
+        "review", parents=[common], help="revue des questions : 👎, sans réponse, incertaines"
+    )
+    review_sub = review.add_subparsers(dest="action", required=True)
+    r_list = review_sub.add_parser(
+        "list", help="les questions à revoir, les plus anciennes d'abord"
+    )
+    r_list.add_argument("--json", action="store_true")
+    r_label = review_sub.add_parser("label", help="dire quelles ressources répondent")
+    r_label.add_argument("id", type=int)
+    r_label.add_argument("--resource", action="append", default=[], metavar="ID")
+    r_label.add_argument("--out-of-scope", action="store_true", help="hors du champ du réseau")
+    r_label.add_argument("--fact", help="le fait que la réponse doit contenir")
+    r_dismiss = review_sub.add_parser("dismiss", help="écarter une question")
+    r_dismiss.add_argument("id", type=int)
+    r_export = review_sub.add_parser("export", help="les cas étiquetés, au format d'évaluation")
+    r_export.add_argument("file", type=Path)
+
+    gaps = sub.add_parser(
+        "gaps", parents=[common], help="lacunes : questions sans bonne réponse, groupées par sens"
+    )
+    gaps.add_argument("--json", action="store_true")
+    gaps.add_argument("--since", metavar="AAAA-MM-JJ", help="depuis cette date")
 
     sync = sub.add_parser(
         "sync", parents=[common], help="synchroniser le corpus avec le site du réseau"
@@ -201,14 +229,19 @@ def cmd_ask(args: argparse.Namespace) -> int:
     assistant = Assistant(_settings(args))
     filters = Filters.parse(args.filter) if args.filter else None
     _ensure_index(assistant)
+    log = _store(assistant) if args.log else None
     if args.question == "-":
-        return _ask_stream(assistant, filters, as_json=args.json)
+        return _ask_stream(assistant, filters, as_json=args.json, log=log)
     answer = assistant.ask(args.question, filters=filters)
+    if log is not None:
+        log_answer(log, answer)
     print(json.dumps(answer.to_json(), ensure_ascii=False) if args.json else _format_answer(answer))
     return 0
 
 
-def _ask_stream(assistant: Assistant, filters: Filters | None, *, as_json: bool) -> int:
+def _ask_stream(
+    assistant: Assistant, filters: Filters | None, *, as_json: bool, log: Any = None
+) -> int:
     """One question per line on stdin; one answer (a JSON line with --json) per question.
 
     A line may also be a JSON object `{"question": …, "history": […], "filters": {…}}` (a
@@ -226,6 +259,8 @@ def _ask_stream(assistant: Assistant, filters: Filters | None, *, as_json: bool)
             answer = assistant.ask(
                 question, history=history, filters=line_filters if line_filters else filters
             )
+            if log is not None:
+                log_answer(log, answer)
         except (InvalidQuestionError, ConfigurationError) as exc:
             status = exc.exit_code
             out: Any = {"question": question, "error": str(exc)}
@@ -285,6 +320,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     assistant = Assistant(_settings(args))
     _ensure_index(assistant)  # a first build, if any, uses every core
+    _store(assistant)  # apply the log retention at start
     torch.set_num_threads(assistant.settings.serve_threads)
     assistant.warm_up_in_background()
     serve(assistant)
@@ -336,6 +372,78 @@ def cmd_eval(args: argparse.Namespace) -> int:
             output=args.output,
         )
     )
+    return 0
+
+
+def _store(assistant: Assistant) -> Any:
+    """The question log, purged of what is older than the retention setting."""
+    from assistant.feedback import FeedbackStore
+
+    store = FeedbackStore(assistant.settings.feedback_db)
+    store.purge(assistant.settings.log_days)
+    return store
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from assistant import review
+
+    assistant = Assistant(_settings(args))
+    store = _store(assistant)
+    if args.action == "list":
+        items = review.queue(store)
+        if args.json:
+            for item in items:
+                print(json.dumps(item.to_json(), ensure_ascii=False))
+            return 0
+        if not items:
+            print("Aucune question à revoir.")
+        for item in items:
+            sources = ", ".join(str(c.get("resource_id")) for c in item.citations) or "aucune"
+            print(f"#{item.id}  {item.created_at[:10]}  ({item.why})  {item.question}")
+            print(f"      réponse : {' '.join(item.answer.split())[:160]}")
+            print(
+                f"      sources : {sources}" + (f" ; avis : {item.comment}" if item.comment else "")
+            )
+        return 0
+    if args.action == "label":
+        known = list(assistant.index().resources) if args.resource else None
+        item = review.label(
+            store,
+            args.id,
+            resources=args.resource,
+            out_of_scope=args.out_of_scope,
+            fact=args.fact,
+            known=known,
+        )
+        print(f"#{item.id} étiquetée.")
+        return 0
+    if args.action == "dismiss":
+        review.dismiss(store, args.id)
+        print(f"#{args.id} écartée.")
+        return 0
+    count = review.export_cases(store, args.file)
+    print(f"{count} cas écrits dans {args.file} (ess-assistant eval {args.file})")
+    return 0
+
+
+def cmd_gaps(args: argparse.Namespace) -> int:
+    from assistant.gaps import find_gaps
+    from assistant.models import valid_date
+
+    if args.since and not valid_date(args.since):
+        raise ConfigurationError(f"date invalide « {args.since} » : AAAA, AAAA-MM ou AAAA-MM-JJ")
+    assistant = Assistant(_settings(args))
+    gaps = find_gaps(assistant, _store(assistant), since=args.since)
+    if args.json:
+        for gap in gaps:
+            print(json.dumps(gap.to_json(), ensure_ascii=False))
+        return 0
+    if not gaps:
+        print("Aucune lacune : toutes les questions ont reçu une réponse.")
+    for gap in gaps:
+        print(f"{gap.count:>4} × {gap.question}   ({gap.first[:10]} → {gap.last[:10]})")
+        for variant in gap.variants:
+            print(f"        · {variant}")
     return 0
 
 
@@ -467,6 +575,8 @@ COMMANDS = {
     "import": cmd_import,
     "calibrate": cmd_calibrate,
     "sync": cmd_sync,
+    "review": cmd_review,
+    "gaps": cmd_gaps,
 }
 
 

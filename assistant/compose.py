@@ -11,11 +11,13 @@ resource the evidence supports (score within `citation_ratio` of the best, up to
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 
 from assistant.models import Answer, Citation, Hit, ResourceHit, Retrieval
 from corpus.enrich import MONTHS
+from corpus.models import Resource
 from corpus.text import Sentence, split_sentences
 from embeddings.lexical import analyze
 
@@ -133,6 +135,8 @@ def compose_answer(
     notices: Sequence[str] = (),
     max_sources: int = 3,
     citation_ratio: float = 0.0,
+    today: dt.date | None = None,
+    stale_years: int = 5,
 ) -> Answer:
     """Compose the extractive answer for `retrieval` from its first `max_sources` resources
     (those whose score is at least `citation_ratio` × the best), or the plain «Je n'ai pas
@@ -197,6 +201,13 @@ def compose_answer(
         used = sorted((s for _, r, s in chosen if r == rank), key=lambda s: s.start)
         citations.append(_citation(n, group, _hit_holding(group, used[0]), used, terms))
     all_notices = tuple(notices)
+    stale = freshness_notice(
+        [(n, groups[rank].resource) for rank, n in numbers.items()],
+        today or dt.date.today(),
+        stale_years,
+    )
+    if stale:
+        all_notices = (*all_notices, stale)
     if retrieval.outcome == "low_confidence":
         all_notices = (LOW_CONFIDENCE, *all_notices)
     return Answer(
@@ -207,6 +218,25 @@ def compose_answer(
         notices=all_notices,
         outcome=retrieval.outcome,
     )
+
+
+def freshness_notice(
+    cited: Sequence[tuple[int, Resource]], today: dt.date, stale_years: int
+) -> str | None:
+    """One French notice for the cited resources that may be out of date: older than
+    `stale_years`, or past their `review_by` date."""
+    limit = f"{today.year - stale_years:04d}{today.isoformat()[4:]}"
+    parts = []
+    for n, r in cited:
+        if r.review_by and r.review_by < today.isoformat()[: len(r.review_by)]:
+            parts.append(f"[{n}] à revoir depuis {r.review_by}")
+        elif r.date and r.date < limit[: len(r.date)]:
+            parts.append(f"[{n}] de {r.date[:4]}")
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return f"Source {parts[0]} : vérifiez qu'elle est à jour."
+    return f"Sources {', '.join(parts)} : vérifiez qu'elles sont à jour."
 
 
 def _supported(groups: Sequence[ResourceHit], ratio: float) -> list[ResourceHit]:

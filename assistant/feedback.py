@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,6 +53,27 @@ CREATE TABLE IF NOT EXISTS questions (
 );
 CREATE INDEX IF NOT EXISTS questions_abstained ON questions (abstained);
 """
+
+SCHEMA_VERSION = 2
+# Each migration takes the database from version i to i + 1 (PRAGMA user_version).
+_MIGRATIONS: dict[int, str] = {
+    1: """
+ALTER TABLE questions ADD COLUMN outcome TEXT NOT NULL DEFAULT '';
+ALTER TABLE questions ADD COLUMN answer TEXT NOT NULL DEFAULT '';
+ALTER TABLE questions ADD COLUMN citations TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE questions ADD COLUMN rating TEXT;
+ALTER TABLE questions ADD COLUMN comment TEXT NOT NULL DEFAULT '';
+ALTER TABLE questions ADD COLUMN review TEXT NOT NULL DEFAULT 'pending';
+ALTER TABLE questions ADD COLUMN label_resources TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE questions ADD COLUMN label_out_of_scope INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE questions ADD COLUMN label_fact TEXT NOT NULL DEFAULT '';
+ALTER TABLE questions ADD COLUMN reviewed_at TEXT;
+UPDATE questions SET outcome = CASE abstained WHEN 1 THEN 'abstained' ELSE 'answered' END
+    WHERE outcome = '';
+CREATE INDEX IF NOT EXISTS questions_created ON questions (created_at);
+CREATE INDEX IF NOT EXISTS questions_review ON questions (review);
+""",
+}
 
 _CSV_HEADER = (
     "id",
@@ -88,6 +109,19 @@ def _normalize_question(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().casefold()
 
 
+def log_answer(store: FeedbackStore, answer: Any) -> int | None:
+    """Log an `assistant.models.Answer`: its question, outcome, text and cited resources."""
+    return store.log_question(
+        answer.question,
+        abstained=answer.abstained,
+        outcome=answer.outcome,
+        answer=answer.text,
+        citations=[
+            {"n": c.n, "resource_id": c.resource_id, "title": c.title} for c in answer.citations
+        ],
+    )
+
+
 def csv_safe(value: object) -> str:
     """A CSV cell that spreadsheets will not run as a formula (=, +, -, @, tab, CR prefixes)."""
     text = "" if value is None else str(value)
@@ -114,6 +148,11 @@ class FeedbackStore:
                     try:
                         conn.execute("PRAGMA journal_mode=WAL")
                         conn.executescript(_SCHEMA)
+                        version = int(conn.execute("PRAGMA user_version").fetchone()[0]) or 1
+                        while version < SCHEMA_VERSION:
+                            conn.executescript(_MIGRATIONS[version])
+                            version += 1
+                            conn.execute(f"PRAGMA user_version = {version}")
                         conn.commit()
                     finally:
                         conn.close()
@@ -215,15 +254,51 @@ class FeedbackStore:
 
     # ------------------------------------------------------------------ question log
 
-    def log_question(self, question: str, *, abstained: bool) -> None:
-        """Record an asked question (text, time, abstained flag; nothing about the person)."""
+    def log_question(
+        self,
+        question: str,
+        *,
+        abstained: bool,
+        outcome: str | None = None,
+        answer: str = "",
+        citations: builtins.list[dict[str, Any]] | None = None,
+    ) -> int | None:
+        """Record an asked question with its outcome, answer and cited resources (time and
+        text only: nothing about the person). Returns the log id (None for an empty one)."""
         text = (question or "").strip()
         if not text:
-            return
-        self._write(
-            "INSERT INTO questions (created_at, question, abstained) VALUES (?, ?, ?)",
-            (_now(), text[:MAX_TEXT_CHARS], int(bool(abstained))),
+            return None
+        return self._write(
+            "INSERT INTO questions (created_at, question, abstained, outcome, answer, citations)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                _now(),
+                text[:MAX_TEXT_CHARS],
+                int(bool(abstained)),
+                outcome or ("abstained" if abstained else "answered"),
+                (answer or "")[:MAX_TEXT_CHARS],
+                json.dumps(list(citations or ()), ensure_ascii=False),
+            ),
         )
+
+    def rate(self, question_id: int, rating: Rating, comment: str = "") -> None:
+        """Attach 👍/👎 (and the comment) to a logged question."""
+        self._write(
+            "UPDATE questions SET rating = ?, comment = ? WHERE id = ?",
+            (rating, (comment or "").strip()[:MAX_COMMENT_CHARS], int(question_id)),
+        )
+
+    def purge(self, days: int) -> int:
+        """Delete logged questions and opinions older than `days`; returns how many rows."""
+        cutoff = (datetime.now(UTC) - timedelta(days=days)).isoformat(timespec="seconds")
+        with self._lock, self._connect() as conn:
+            removed = conn.execute("DELETE FROM questions WHERE created_at < ?", (cutoff,))
+            count = removed.rowcount
+            count += conn.execute("DELETE FROM feedback WHERE created_at < ?", (cutoff,)).rowcount
+            conn.commit()
+        if count:
+            log.info("purged %d log rows older than %d days", count, days)
+        return int(count)
 
     def unanswered(self, limit: int = 50) -> builtins.list[tuple[str, int]]:
         """Questions the assistant abstained on, grouped ignoring case and spacing, most

@@ -61,6 +61,7 @@ SEED = 0
 MAX_ANSWERABLE_ABSTAINED = 0.04  # the README's promise is ≤ 5 %, with a margin for new questions
 MAX_CONFIDENT_UNANSWERABLE = 0.05
 MAX_DOMAIN_REFUSED = 0.005  # a hard refusal: its false refusals must stay rare
+GAP_QUANTILE = 0.99  # two different questions are rarely closer than this
 FUSION_GRID = tuple(round(x, 2) for x in np.linspace(0.0, 1.0, 11))
 CONTEXT_GRID = (0.0, 0.1, 0.25, 0.5, 0.75, 1.0)
 RATIO_GRID = tuple(round(x, 2) for x in np.linspace(0.0, 1.0, 21))
@@ -109,7 +110,9 @@ def fit_domain_gate(
     rows = domain_questions()
     texts = [r["question"] for r in rows]
     y = np.array([int(r["label"]) for r in rows])
-    X = np.vstack([assistant.embedder.embed_query(t) for t in texts])
+    X = np.vstack(
+        [assistant.embedder.embed_queries(texts[i : i + 64]) for i in range(0, len(texts), 64)]
+    )
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=SEED)
     search = GridSearchCV(
         LogisticRegression(max_iter=5000), {"C": [0.3, 1, 3, 10, 30, 100]}, cv=folds
@@ -128,8 +131,11 @@ def fit_domain_gate(
         bias=float(model.intercept_[0]),
         threshold=threshold,
     )
+    inside = X[y == 1]
+    pairs = (inside @ inside.T)[np.triu_indices(len(inside), k=1)]
     cv = {
         "questions": len(y),
+        "gap_similarity": round(float(np.quantile(pairs, GAP_QUANTILE)), 4),
         "C": best_c,
         "cv_accuracy": round(float(((oof > 0) == (y == 1)).mean()), 4),
         "in_domain_refused": round(float((oof[y == 1] < threshold).mean()), 4),
@@ -497,6 +503,7 @@ def calibrate(
         abstention=abstention,
         domain=gate,
         lexical_weight=weight,
+        gap_similarity=gate_cv["gap_similarity"],
         context_weight=contexts["shift"],
         reference_weight=contexts["reference"],
         citation_ratio=ratio,

@@ -14,7 +14,7 @@ from corpus.text import fold
 _DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
 
 
-def _valid_date(value: str) -> bool:
+def valid_date(value: str) -> bool:
     """AAAA, AAAA-MM or AAAA-MM-JJ naming a real month or day."""
     import datetime as dt
 
@@ -44,7 +44,7 @@ class Filters:
 
     def __post_init__(self) -> None:
         for value in (self.date_from, self.date_to):
-            if value is not None and not _valid_date(value):
+            if value is not None and not valid_date(value):
                 raise ConfigurationError(
                     f"date de filtre invalide « {value} » : utilisez AAAA, AAAA-MM ou AAAA-MM-JJ"
                 )
@@ -222,6 +222,7 @@ class Answer:
     # "answered", "low_confidence" (an answer that says the match is weak) or "abstained";
     # left empty, it follows `abstained`.
     outcome: str = ""
+    log_id: int | None = None  # its row in the question log, once logged (feedback attaches)
 
     def __post_init__(self) -> None:
         if not self.outcome:

@@ -22,7 +22,7 @@ from assistant.calibration import Abstention, Calibration, DomainGate
 from assistant.models import Filters, Hit, ResourceHit, Retrieval, Signals
 from embeddings.base import Embedder
 from embeddings.lexical import analyze
-from embeddings.store import ResourceIndex
+from embeddings.store import ResourceIndex, citable
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def allowed_mask(
     keep = [
         rid
         for rid, r in index.resources.items()
-        if (include_private or not r.private) and (filters is None or filters.matches(r))
+        if (include_private or citable(r)) and (filters is None or filters.matches(r))
     ]
     if len(keep) == len(index.resources):
         return None
@@ -177,7 +177,7 @@ def retrieve(
             dense.update(zip(missing, map(float, scores), strict=True))
 
     fused = _fuse(dense, lexical, params)
-    ranked = _group(index, fused, dense, lexical, params.passages_per_resource)
+    ranked = _replace_superseded(_group(index, fused, dense, lexical, params.passages_per_resource))
     signals = _signals(index, query, query_vector, dense, lexical, ranked, params)
     probability, outcome, reason = decide(signals, params)
     if not ranked:
@@ -278,6 +278,17 @@ def _agreement(index: ResourceIndex, dense: dict[int, float], lexical: dict[int,
             if rid == best:
                 return 1.0 / len(order)
     return 0.0
+
+
+def _replace_superseded(ranked: list[ResourceHit]) -> list[ResourceHit]:
+    """A superseded resource gives way to its successor when both match (the successor
+    keeps its own rank; the old one is dropped)."""
+    present = {g.resource.id for g in ranked}
+    return [
+        g
+        for g in ranked
+        if not (g.resource.status == "superseded" and g.resource.superseded_by in present)
+    ]
 
 
 def _normalize(scores: dict[int, float]) -> dict[int, float]:

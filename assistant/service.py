@@ -305,6 +305,7 @@ class Assistant:
             notices=notices,
             max_sources=self.settings.max_sources,
             citation_ratio=(params or self.params).citation_ratio,
+            stale_years=self.settings.stale_years,
         )
         return answer, retrieval
 

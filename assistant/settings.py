@@ -35,6 +35,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "ESS_ASSISTANT_ADMIN_PASSWORD": ("admin_password", str),
     "ESS_ASSISTANT_MAX_UPLOAD_MB": ("max_upload_mb", float),
     "ESS_ASSISTANT_CALIBRATION": ("calibration", Path),
+    "ESS_ASSISTANT_STALE_YEARS": ("stale_years", int),
+    "ESS_ASSISTANT_LOG_DAYS": ("log_days", int),
     "ESS_ASSISTANT_SITE_URL": ("site_url", str),
     "ESS_ASSISTANT_SYNC_DELAY": ("sync_delay", float),
     "ESS_ASSISTANT_SYNC_CONCURRENCY": ("sync_concurrency", int),
@@ -69,6 +71,8 @@ class Settings:
     # rebuild share the 2 cores (bench/RESULTS.md: 7× faster than 2 threads under load)
     serve_threads: int = 1
     calibration: Path | None = None  # None: <index dir>/calibration.json, else the default
+    stale_years: int = 5  # a cited source older than this carries a notice
+    log_days: int = 365  # questions kept in the log (then purged)
     site_url: str | None = None  # the network's sitemap (or page listing) for `sync`
     sync_delay: float = 1.0  # seconds between two requests to the site
     sync_concurrency: int = 2

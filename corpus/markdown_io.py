@@ -84,10 +84,31 @@ def resource_to_markdown(resource: Resource, *, extra: dict[str, Any] | None = N
             {"label": d.label, "pages": d.pages, "date": d.date} for d in resource.downloads
         ],
         "summary": summary,
+        **_freshness(resource),
         **(extra or {}),
     }
+    return dump_front_matter(front) + resource.body
+
+
+def dump_front_matter(front: dict[str, Any]) -> str:
+    """`---`, the mapping as YAML (multi-line strings as blocks), `---` and a blank line."""
     header = yaml.dump(front, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=10_000)
-    return f"---\n{header}---\n\n{resource.body}"
+    return f"---\n{header}---\n\n"
+
+
+STATUSES = ("current", "archived", "superseded")
+
+
+def _freshness(resource: Resource) -> dict[str, Any]:
+    """The freshness keys, written only when they say something."""
+    out: dict[str, Any] = {}
+    if resource.status != "current":
+        out["status"] = resource.status
+    if resource.superseded_by:
+        out["superseded_by"] = resource.superseded_by
+    if resource.review_by:
+        out["review_by"] = resource.review_by
+    return out
 
 
 def split_front_matter(text: str, path: str) -> tuple[dict[str, Any] | None, str]:
@@ -217,5 +238,29 @@ def _resource_from_front(front: dict[str, Any], body: str, where: str, stem_id: 
         url=_text(front, "url", where) or None,
         private=bool(private),
         downloads=_downloads(front, where),
+        status=_status(front, where),
+        superseded_by=_text(front, "superseded_by", where) or None,
+        review_by=_review_by(front, where),
         source_path=where,
     )
+
+
+def _status(front: dict[str, Any], where: str) -> str:
+    status = (_text(front, "status", where) or "current").lower()
+    if status not in STATUSES:
+        raise InvalidResourceError(
+            where, f"«status» inconnu « {status} » : current, archived ou superseded"
+        )
+    if status == "superseded" and not front.get("superseded_by"):
+        raise InvalidResourceError(where, "«status: superseded» demande «superseded_by» (un id)")
+    return status
+
+
+def _review_by(front: dict[str, Any], where: str) -> str | None:
+    raw = _text(front, "review_by", where)
+    if not raw:
+        return None
+    date = enrich.normalize_date(raw)
+    if date is None:
+        raise InvalidResourceError(where, f"«review_by» n'est pas une date : « {raw} »")
+    return date

@@ -36,6 +36,11 @@ class Resource:
     url: str | None = None
     private: bool = False
     downloads: tuple[Download, ...] = ()
+    # Freshness: "current", "archived" (never cited) or "superseded" (by `superseded_by`);
+    # `review_by`: the date after which staff should check it is still right.
+    status: str = "current"
+    superseded_by: str | None = None
+    review_by: str | None = None
     source_path: str = ""
     content_hash: str = field(default="", compare=False)
 
@@ -63,6 +68,8 @@ def resource_hash(resource: Resource) -> str:
         str(resource.private),
         "|".join(f"{d.label}/{d.pages}/{d.date}" for d in resource.downloads),
     ]
+    if (resource.status, resource.superseded_by, resource.review_by) != ("current", None, None):
+        parts += [resource.status, resource.superseded_by or "", resource.review_by or ""]
     digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
     return digest[:32]
 

@@ -198,9 +198,10 @@ class ResourceIndex:
 
     @functools.cached_property
     def public_mask(self) -> np.ndarray | None:
-        """Rows of public resources, or None when no resource is private (computed once)."""
-        private = [rid for rid, r in self.resources.items() if r.private]
-        return ~self.mask_for(private) if private else None
+        """Rows the public chat may cite — not private, not archived — or None when that is
+        every row (computed once per loaded version)."""
+        hidden = [rid for rid, r in self.resources.items() if not citable(r)]
+        return ~self.mask_for(hidden) if hidden else None
 
     def mask_for(self, resource_ids: Iterable[str]) -> np.ndarray:
         """Boolean row mask selecting the chunks of the given resources."""
@@ -364,6 +365,11 @@ class ResourceIndex:
             faiss_index=faiss_index,
             version=name,
         )
+
+
+def citable(resource: Resource) -> bool:
+    """Whether the public chat may cite `resource` (not private, not archived)."""
+    return not resource.private and resource.status != "archived"
 
 
 def current_version(index_dir: Path) -> str | None:

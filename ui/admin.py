@@ -29,6 +29,7 @@ from assistant.corpus_admin import (
 )
 from corpus.errors import AssistantError
 from corpus.loaders import SUPPORTED_EXTENSIONS
+from ui.review_tab import build_review_section
 from ui.staff import EXPORT_PATH, LOGIN_PATH, LOGOUT_PATH, StaffAuth
 
 if TYPE_CHECKING:
@@ -375,6 +376,7 @@ def build_admin_tab(
                 headers=UNANSWERED_HEADERS, interactive=False, wrap=True
             )
             feedback_outputs = [feedback_table, unanswered_table]
+            build_review_section(h, private)
 
     view = [status_md, table, choice, pending_md, *feedback_outputs]
     if demo is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -17,6 +18,7 @@ import gradio as gr
 from assistant.feedback import FeedbackStore
 from assistant.llm import STREAMING
 from assistant.models import Answer
+from assistant.review import review_jsonl
 from assistant.service import Assistant
 from ui.chat import VIEWER_EMPTY, ChatHandlers, filter_choices, source_choices
 from ui.render import PASSAGE_ANCHOR, citations_html
@@ -116,7 +118,13 @@ def make_server(assistant: Assistant, *, feedback: FeedbackStore | None = None) 
         feedback = FeedbackStore(settings.feedback_db)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     auth = StaffAuth(settings.admin_password)
-    add_staff_routes(app, auth, feedback.to_csv if settings.admin_password else None)
+    staff = bool(settings.admin_password)
+    add_staff_routes(
+        app,
+        auth,
+        feedback.to_csv if staff else None,
+        partial(review_jsonl, feedback) if staff else None,
+    )
     demo = build_app(assistant, feedback=feedback, auth=auth)
     demo.queue(default_concurrency_limit=4)
     return gr.mount_gradio_app(

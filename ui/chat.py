@@ -8,12 +8,13 @@ keeps mutable state between sessions.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 
-from assistant.feedback import FeedbackStore
+from assistant.feedback import FeedbackStore, log_answer
 from assistant.llm import STREAMING
 from assistant.models import Answer, Filters
 from assistant.service import Assistant
@@ -92,13 +93,16 @@ class ChatHandlers:
 
     # ------------------------------------------------------------------ asking
 
-    def _log(self, answer: Answer) -> None:
+    def _log(self, answer: Answer) -> Answer:
+        """Log the question with its outcome and sources; the answer gets its log id."""
         if self.feedback is None:
-            return
+            return answer
         try:
-            self.feedback.log_question(answer.question, abstained=answer.abstained)
+            log_id = log_answer(self.feedback, answer)
         except sqlite3.Error:
             log.exception("could not log the question")
+            return answer
+        return dataclasses.replace(answer, log_id=log_id)
 
     def ask(
         self,
@@ -108,8 +112,7 @@ class ChatHandlers:
     ) -> Answer:
         """Ask the assistant and log the question (errors propagate as `AssistantError`)."""
         answer = self.assistant.ask(question, history=list(history), filters=filters)
-        self._log(answer)
-        return answer
+        return self._log(answer)
 
     def respond(
         self,
@@ -171,7 +174,7 @@ class ChatHandlers:
             log.error("the answer stream ended without a final answer for %r", text[:200])
             yield self._error(chat, text, UNEXPECTED), history, None, question
             return
-        self._log(answer)
+        answer = self._log(answer)
         yield self._turn(chat, answer), [*history, answer.question], answer, ""
 
     @staticmethod
@@ -250,6 +253,8 @@ class ChatHandlers:
                 comment=comment or "",
                 abstained=answer.abstained,
             )
+            if answer.log_id is not None:
+                self.feedback.rate(answer.log_id, rating, comment or "")  # type: ignore[arg-type]
         except sqlite3.Error:
             log.exception("could not store feedback")
             return FEEDBACK_FAILED, False

@@ -36,6 +36,7 @@ MAX_FAILS_GLOBAL = 30  # within the window, then every login is locked out
 LOGIN_PATH = "/equipe/connexion"
 LOGOUT_PATH = "/equipe/deconnexion"
 EXPORT_PATH = "/equipe/avis.csv"
+REVIEW_PATH = "/equipe/revue.jsonl"
 UPLOAD_PATH = "/gradio_api/upload"
 
 
@@ -135,8 +136,14 @@ def client_of(request: Any) -> str:
     return str(getattr(client, "host", None) or "inconnu")
 
 
-def add_staff_routes(app: Any, auth: StaffAuth, csv_text: Callable[[], str] | None) -> None:
-    """The login, logout and CSV routes, and the guard on Gradio's upload route."""
+def add_staff_routes(
+    app: Any,
+    auth: StaffAuth,
+    csv_text: Callable[[], str] | None,
+    review_text: Callable[[], str] | None = None,
+) -> None:
+    """The login, logout, CSV and review-export routes, and the guard on Gradio's upload
+    route."""
 
     def back(request: Request, state: str) -> RedirectResponse:
         root = request.scope.get("root_path", "") or ""
@@ -183,6 +190,16 @@ def add_staff_routes(app: Any, auth: StaffAuth, csv_text: Callable[[], str] | No
             "\ufeff" + csv_text(),  # BOM: Excel reads the UTF-8
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="avis-assistant-ess.csv"'},
+        )
+
+    @app.get(REVIEW_PATH)
+    async def review_export(request: Request) -> Response:
+        if not auth.allowed(request) or review_text is None:
+            return PlainTextResponse("Accès refusé", status_code=403)
+        return Response(
+            review_text(),
+            media_type="application/x-ndjson; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="cas-revus.jsonl"'},
         )
 
     @app.middleware("http")

@@ -135,7 +135,50 @@ def test_question_log_holds_no_personal_data(store: FeedbackStore) -> None:
     store.log_question("Qu'est-ce qu'une SCIC ?", abstained=False)
     with sqlite3.connect(store.path) as conn:
         columns = [row[1] for row in conn.execute("PRAGMA table_info(questions)")]
-    assert columns == ["id", "created_at", "question", "abstained"]
+    assert columns == [
+        "id",
+        "created_at",
+        "question",
+        "abstained",
+        "outcome",
+        "answer",
+        "citations",
+        "rating",
+        "comment",
+        "review",
+        "label_resources",
+        "label_out_of_scope",
+        "label_fact",
+        "reviewed_at",
+    ]  # fmt: skip — no address, no user id, no session
+
+
+def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE questions (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at TEXT NOT"
+            " NULL, question TEXT NOT NULL, abstained INTEGER NOT NULL);"
+            "INSERT INTO questions (created_at, question, abstained) VALUES"
+            " ('2026-01-01T00:00:00+00:00', 'Vieille question', 1);"
+        )
+    store = FeedbackStore(path)
+    assert store.question_count() == 1
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        outcome = conn.execute("SELECT outcome, review FROM questions").fetchone()
+    assert outcome == ("abstained", "pending")
+
+
+def test_purge_keeps_only_the_retention_window(store: FeedbackStore) -> None:
+    old = store.log_question("Question ancienne ?", abstained=True)
+    store.log_question("Question récente ?", abstained=True)
+    with sqlite3.connect(store.path) as conn:
+        conn.execute(
+            "UPDATE questions SET created_at = '2020-01-01T00:00:00+00:00' WHERE id = ?", (old,)
+        )
+    assert store.purge(365) == 1
+    assert store.question_count() == 1
 
 
 def test_concurrent_adds_from_threads(store: FeedbackStore) -> None:

@@ -359,3 +359,31 @@ def test_staff_can_synchronise_the_site(
     assert "added 7, changed 0, removed 0, unchanged 9" in result
     refused = handlers.sync("", False, staff)  # type: ignore[arg-type]
     assert refused.startswith("❌") and "ESS_ASSISTANT_SITE_URL" in refused
+
+
+def test_review_section_handlers(
+    handlers: AdminHandlers, feedback: FeedbackStore, staff: FakeRequest
+) -> None:
+    from ui.review_tab import ReviewHandlers
+
+    h = ReviewHandlers(handlers)
+    with pytest.raises(gr.Error, match="Accès refusé"):
+        h.queue_view(FakeRequest())  # type: ignore[arg-type]
+    rows, picker = h.queue_view(staff)  # type: ignore[arg-type]
+    assert [r[3] for r in rows] == ["Quel budget ?", "quel  budget ?", "Qui contacter ?"]
+    assert len(picker["choices"]) == 9
+    gare = "fiche-deniche-pour-vous-n87-collectif-gare"
+    first, second = rows[0][0], rows[2][0]
+    assert "étiquetée" in h.label(first, [gare], False, "Vaillant", staff)  # type: ignore[arg-type]
+    assert "hors du champ" in h.label(second, [], True, "", staff)  # type: ignore[arg-type]
+    assert h.label(second, [gare], True, "", staff).startswith("❌")  # type: ignore[arg-type]
+    assert "écartée" in h.dismiss(rows[1][0], staff)  # type: ignore[arg-type]
+    assert h.queue_view(staff)[0] == []  # type: ignore[arg-type]
+    table, which = h.freshness_view(staff)  # type: ignore[arg-type]
+    assert table and all("plus de 5 ans" in r[2] for r in table)  # the bundled ones are old
+    assert len(which["choices"]) == 9
+    oldest = table[0][3]
+    done = h.change_status(oldest, "archived", "", staff)  # type: ignore[arg-type]
+    assert done.startswith("✅") and "archivée" in done
+    assert handlers.assistant.index().resources[oldest].status == "archived"
+    assert len(h.freshness_view(staff)[0]) == len(table) - 1  # type: ignore[arg-type]
