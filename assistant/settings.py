@@ -90,8 +90,8 @@ class Settings:
                 f"invalid chunking: size={self.chunk_size}, overlap={self.chunk_overlap} "
                 "(size must be ≥ 100 and overlap between 0 and size)"
             )
-        if self.max_sources < 1:
-            raise ConfigurationError("max_sources must be at least 1")
+        if not 1 <= self.max_sources <= 20:
+            raise ConfigurationError("max_sources must be between 1 and 20")
         if self.serve_threads < 1:
             raise ConfigurationError("serve_threads must be at least 1")
         if self.sync_delay < 0 or self.sync_concurrency < 1:

@@ -49,6 +49,28 @@ SCROLL_TO_PASSAGE = (
     " go(); watch('value', go);"
 )
 CSS = """
+.visually-hidden { position: absolute !important; width: 1px; height: 1px; padding: 0;
+  margin: -1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
+.cite-n1::before { content: "[1]" / ""; }
+.cite-n2::before { content: "[2]" / ""; }
+.cite-n3::before { content: "[3]" / ""; }
+.cite-n4::before { content: "[4]" / ""; }
+.cite-n5::before { content: "[5]" / ""; }
+.cite-n6::before { content: "[6]" / ""; }
+.cite-n7::before { content: "[7]" / ""; }
+.cite-n8::before { content: "[8]" / ""; }
+.cite-n9::before { content: "[9]" / ""; }
+.cite-n10::before { content: "[10]" / ""; }
+.cite-n11::before { content: "[11]" / ""; }
+.cite-n12::before { content: "[12]" / ""; }
+.cite-n13::before { content: "[13]" / ""; }
+.cite-n14::before { content: "[14]" / ""; }
+.cite-n15::before { content: "[15]" / ""; }
+.cite-n16::before { content: "[16]" / ""; }
+.cite-n17::before { content: "[17]" / ""; }
+.cite-n18::before { content: "[18]" / ""; }
+.cite-n19::before { content: "[19]" / ""; }
+.cite-n20::before { content: "[20]" / ""; }
 .cite-badge a { font-size: .8em; padding: 0 .25em; border-radius: .4em; text-decoration: none;
   background: var(--color-accent-soft); color: var(--color-accent); font-weight: 600; }
 .notice { font-size: .9em; padding: .3em .6em; margin-bottom: .4em; border-left: 3px solid #d08c00;
@@ -75,11 +97,36 @@ CSS = """
 .resource-meta dd { margin-left: 7.5em; }
 .resource-summary { font-style: italic; }
 .no-sources { opacity: .7; font-style: italic; }
+/* A focus ring that shows on every control reached with the keyboard (RGAA 10.7). */
+:is(button, a, input, textarea, select, summary, [tabindex]):focus-visible {
+  outline: 3px solid #1e3a8a !important; outline-offset: 2px !important; }
 .staff-login input { padding: .4em .6em; border: 1px solid var(--border-color-primary);
   border-radius: .4em; min-width: 16em; }
 .staff-login button, .staff-session button { padding: .4em 1em; border-radius: .4em; }
 .staff-session { display: flex; gap: 1em; align-items: center; justify-content: flex-end; }
 """
+
+
+# Gradio serves `<html lang="en">`: the page is French (RGAA 8.3), for screen readers too.
+HEAD = "<script>document.documentElement.lang = 'fr';</script>"
+
+
+def theme() -> gr.themes.Base:
+    """Gradio's Soft theme with the accent one shade darker where it is text or holds text,
+    so that everything meets the WCAG AA contrast ratio of 4.5:1 (axe-core, browser tests)."""
+    return gr.themes.Soft().set(
+        color_accent="*primary_700",
+        color_accent_soft="*primary_50",
+        button_primary_background_fill="*primary_700",
+        button_primary_background_fill_hover="*primary_800",
+        block_label_text_color="*primary_800",
+        block_title_text_color="*primary_800",
+        link_text_color="*primary_700",
+        input_placeholder_color="*neutral_500",
+        body_text_color_subdued="*neutral_500",
+        checkbox_label_background_fill_selected="*primary_700",
+        checkbox_background_color_selected="*primary_700",
+    )
 
 
 def build_app(
@@ -134,7 +181,9 @@ def make_server(assistant: Assistant, *, feedback: FeedbackStore | None = None) 
         show_error=True,
         max_file_size=int(settings.max_upload_mb * 1024 * 1024),
         css=CSS,
-        theme=gr.themes.Soft(),
+        theme=theme(),
+        head=HEAD,
+        footer_links=[],  # Gradio's footer links are light grey on white (contrast 2.5:1)
     )
 
 

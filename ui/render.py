@@ -137,9 +137,13 @@ def answer_html(answer: Answer) -> str:
         n = int(match.group(1))
         if n not in titles:
             return match.group(0)
+        # The chat's sanitizer drops aria-* attributes: the visible «[n]» comes from CSS
+        # (`.cite-n{n}::before`, with an empty alternative text) and the link's own text,
+        # visually hidden, is its accessible name: « source n : titre ».
         return (
-            f'<sup class="cite-badge"><a href="#source-{n}" title="{esc(titles[n])}">'
-            f"[{n}]</a></sup>"
+            f'<sup class="cite-badge"><a href="#source-{n}" title="{esc(titles[n])}" '
+            f'class="cite-n{n}"><span class="visually-hidden">source {n} : '
+            f"{esc(titles[n])}</span></a></sup>"
         )
 
     body = _MARKER.sub(badge, _text_html(answer.text))

@@ -60,7 +60,7 @@ def test_answer_with_markers_history_and_logged_question(
     assert history == [RURAL]
     assert [m["role"] for m in chat] == ["user", "assistant"]
     assert chat[0]["content"] == "Comment financer l&#x27;ESS en milieu rural ?"
-    assert ">[1]</a></sup>" in chat[1]["content"]
+    assert 'class="cite-n1"><span class="visually-hidden">source 1 : ' in chat[1]["content"]
     assert store.question_count() == 1
 
     chat, history, _, _ = handlers.respond("Qu'est-ce qu'une SCIC ?", chat, history)

@@ -161,7 +161,8 @@ def test_answer_markers_become_badges_and_stay_visible() -> None:
     out = answer_html(answer)
     assert '<sup class="cite-badge"><a href="#source-1"' in out
     assert 'title="Fiche « SCIC » d’intérêt collectif"' in out
-    assert ">[1]</a></sup>" in out and ">[2]</a></sup>" in out
+    assert 'class="cite-n1"><span class="visually-hidden">source 1 : Fiche' in out
+    assert 'class="cite-n2"><span class="visually-hidden">source 2 : Autre</span></a></sup>' in out
     assert "[9]." in out and "#source-9" not in out  # no such source: left as text
     assert "<br>" in out
 
