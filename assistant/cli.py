@@ -375,6 +375,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_json_lines(items: Sequence[Any]) -> int:
+    """One JSON object per line (each item's `to_json()`); the command's exit code."""
+    for item in items:
+        print(json.dumps(item.to_json(), ensure_ascii=False))
+    return 0
+
+
 def _store(assistant: Assistant) -> Any:
     """The question log, purged of what is older than the retention setting."""
     from assistant.feedback import FeedbackStore
@@ -392,9 +399,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     if args.action == "list":
         items = review.queue(store)
         if args.json:
-            for item in items:
-                print(json.dumps(item.to_json(), ensure_ascii=False))
-            return 0
+            return _print_json_lines(items)
         if not items:
             print("Aucune question à revoir.")
         for item in items:
@@ -435,9 +440,7 @@ def cmd_gaps(args: argparse.Namespace) -> int:
     assistant = Assistant(_settings(args))
     gaps = find_gaps(assistant, _store(assistant), since=args.since)
     if args.json:
-        for gap in gaps:
-            print(json.dumps(gap.to_json(), ensure_ascii=False))
-        return 0
+        return _print_json_lines(gaps)
     if not gaps:
         print("Aucune lacune : toutes les questions ont reçu une réponse.")
     for gap in gaps:
