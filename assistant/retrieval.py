@@ -178,7 +178,8 @@ def retrieve(
 
     fused = _fuse(dense, lexical, params)
     ranked = _replace_superseded(_group(index, fused, dense, lexical, params.passages_per_resource))
-    signals = _signals(index, query, query_vector, dense, lexical, ranked, params)
+    weights = _term_weights(index, query, params.weight_of_context(query))
+    signals = _signals(index, query_vector, dense, lexical, ranked, weights, params)
     probability, outcome, reason = decide(signals, params)
     if not ranked:
         outcome = "abstained"
@@ -189,7 +190,7 @@ def retrieve(
         signals=signals,
         probability=probability,
         outcome=outcome,
-        term_weights=_term_weights(index, query, params.weight_of_context(query)),
+        term_weights=weights,
         focus=query.question,
         reason=reason,
     )
@@ -207,16 +208,15 @@ def decide(signals: Signals, params: RetrievalParams) -> tuple[float, str, str]:
 
 def _signals(
     index: ResourceIndex,
-    query: Query,
     vector: np.ndarray | None,
     dense: dict[int, float],
     lexical: dict[int, float],
     ranked: list[ResourceHit],
+    weights: dict[str, float],
     params: RetrievalParams,
 ) -> Signals:
     top_dense = max(dense.values(), default=0.0)
     background = float(index.dense_mean @ vector) if vector is not None and len(index) else 0.0
-    weights = _term_weights(index, query, params.weight_of_context(query))
     total = sum(weights.values()) or 1.0
     key = sorted(weights, key=lambda t: (-weights[t], t))[:2]
     top_weight = index.lexical.max_idf() or 1.0

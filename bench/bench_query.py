@@ -148,6 +148,7 @@ def time_stages(assistant, qs: Sequence[str]) -> dict[str, list[float]]:
         _fuse,
         _group,
         _signals,
+        _term_weights,
         allowed_mask,
         contextual_query,
         decide,
@@ -184,7 +185,8 @@ def time_stages(assistant, qs: Sequence[str]) -> dict[str, list[float]]:
         fused = _fuse(dense, lexical, params)
         ranked = _group(index, fused, dense, lexical, params.passages_per_resource)
         t5 = time.perf_counter()
-        signals = _signals(index, query, qv, dense, lexical, ranked, params)
+        weights = _term_weights(index, query, params.weight_of_context(query))
+        signals = _signals(index, qv, dense, lexical, ranked, weights, params)
         probability, outcome, reason = decide(signals, params)
         retrieval = Retrieval(
             query=query.text,
