@@ -15,6 +15,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 
+from assistant.freshness import past_review, too_old
 from assistant.models import Answer, Citation, Hit, ResourceHit, Retrieval
 from corpus.enrich import MONTHS
 from corpus.models import Resource
@@ -225,13 +226,12 @@ def freshness_notice(
 ) -> str | None:
     """One French notice for the cited resources that may be out of date: older than
     `stale_years`, or past their `review_by` date."""
-    limit = f"{today.year - stale_years:04d}{today.isoformat()[4:]}"
     parts = []
     for n, r in cited:
-        if r.review_by and r.review_by < today.isoformat()[: len(r.review_by)]:
+        if past_review(r, today):
             parts.append(f"[{n}] à revoir depuis {r.review_by}")
-        elif r.date and r.date < limit[: len(r.date)]:
-            parts.append(f"[{n}] de {r.date[:4]}")
+        elif too_old(r, today, stale_years):
+            parts.append(f"[{n}] de {(r.date or '')[:4]}")
     if not parts:
         return None
     if len(parts) == 1:

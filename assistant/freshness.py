@@ -35,12 +35,24 @@ class ToReview:
         return [self.title, self.date, self.reason, self.id]
 
 
+def past_review(resource: Resource, today: dt.date) -> bool:
+    """Its `review_by` date has passed (compared on the date's own precision)."""
+    due = resource.review_by
+    return due is not None and due < today.isoformat()[: len(due)]
+
+
+def too_old(resource: Resource, today: dt.date, stale_years: int) -> bool:
+    """Its date is more than `stale_years` before `today` (on the date's own precision)."""
+    limit = f"{today.year - stale_years:04d}{today.isoformat()[4:]}"
+    date = resource.date
+    return date is not None and date != "" and date < limit[: len(date)]
+
+
 def resources_to_review(
     resources: Mapping[str, Resource], *, today: dt.date, stale_years: int
 ) -> list[ToReview]:
     """Resources past their `review_by`, older than `stale_years`, or superseded by a
     resource that is not in the base — most urgent first."""
-    limit = f"{today.year - stale_years:04d}{today.isoformat()[4:]}"
     out: list[tuple[int, ToReview]] = []
     for r in resources.values():
         if r.status == "archived":
@@ -48,11 +60,11 @@ def resources_to_review(
         if r.status == "superseded" and r.superseded_by not in resources:
             reason = f"remplacée par « {r.superseded_by} », absente de la base"
             out.append((0, ToReview(r.id, r.title, r.date or "", reason)))
-        elif r.review_by and r.review_by < today.isoformat()[: len(r.review_by)]:
+        elif past_review(r, today):
             reason = f"à revoir depuis {r.review_by}"
             out.append((1, ToReview(r.id, r.title, r.date or "", reason)))
-        elif r.date and r.date < limit[: len(r.date)] and r.status == "current":
-            reason = f"datée de {r.date[:4]} (plus de {stale_years} ans)"
+        elif too_old(r, today, stale_years) and r.status == "current":
+            reason = f"datée de {(r.date or '')[:4]} (plus de {stale_years} ans)"
             out.append((2, ToReview(r.id, r.title, r.date or "", reason)))
     out.sort(key=lambda x: (x[0], x[1].date, x[1].id))
     return [item for _, item in out]

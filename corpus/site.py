@@ -317,10 +317,6 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _markdown(resource: Resource, extra: dict[str, Any]) -> str:
-    return resource_to_markdown(resource, extra=extra)
-
-
 def sync_site(
     settings: SyncSettings, corpus_dir: Path, *, progress: Progress | None = None
 ) -> SyncReport:
@@ -481,7 +477,7 @@ def _sync_page(
     moved = status != "unchanged" or previous is None or _validators_moved(previous, extra)
     if moved and not settings.dry_run:
         path = previous.path if previous else folder / f"{resource.id}.md"
-        _write_atomic(path, _markdown(resource, extra))
+        _write_atomic(path, resource_to_markdown(resource, extra=extra))
     out.append((status, page.url, None, page))
     if settings.pdf:
         for link in _pdf_links(response.text, str(response.url)):
@@ -533,7 +529,7 @@ def _store_pdf(
         "synced_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if not settings.dry_run:
-        _write_atomic(folder / f"{rid}.md", _markdown(resource, extra))
+        _write_atomic(folder / f"{rid}.md", resource_to_markdown(resource, extra=extra))
     return ("new" if previous is None else "changed"), None
 
 
