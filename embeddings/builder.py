@@ -28,7 +28,7 @@ from corpus.errors import (
 from corpus.loaders import FileError
 from corpus.models import Chunk, Resource
 from embeddings.base import Embedder
-from embeddings.lexical import LexicalIndex
+from embeddings.lexical import LexicalIndex, Reuse
 from embeddings.store import Manifest, ResourceIndex, index_type_name, make_faiss_index
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ class BuildReport:
     seconds: float = 0.0
     version: str = ""
     notes: tuple[str, ...] = field(default=())
+    # seconds per stage (previous index, chunking, vectors, lexical, dense, save), for benchmarks
+    timings: tuple[tuple[str, float], ...] = ()
 
     def summary_line(self) -> str:
         return (
@@ -154,6 +156,14 @@ def _build_locked(
     allow_removals: bool = False,
 ) -> BuildReport:
     started = time.perf_counter()
+    timings: list[tuple[str, float]] = []
+    clock = [started]
+
+    def lap(stage: str) -> None:
+        now = time.perf_counter()
+        timings.append((stage, now - clock[0]))
+        clock[0] = now
+
     previous, reason = (
         (None, "reconstruction complète demandée (--full)")
         if full
@@ -161,6 +171,7 @@ def _build_locked(
     )
     if reason:
         log.info("full build: %s", reason)
+    lap("previous index")
     old_hashes = previous.manifest.resources if previous else {}
     new_by_id = {r.id: r for r in resources}
 
@@ -203,7 +214,9 @@ def _build_locked(
             )
         )
 
+    lap("chunking")
     new_vectors = _embed_chunks(embedder, to_embed, progress)
+    lap("vectors")
     kept_vectors = (
         previous.vectors[np.asarray(kept_rows, dtype=np.int64)]
         if previous is not None and kept_rows
@@ -222,8 +235,18 @@ def _build_locked(
 
     if progress:
         progress(0, 1, "Index lexical")
-    lexical = LexicalIndex.build(chunks, resources=new_by_id)
+    # Rows of unchanged resources keep their term counts (the costly analysis is not redone).
+    reuse = None
+    if previous is not None and kept_rows:
+        old_of = np.full(len(chunks), -1, dtype=np.int64)
+        for new_row, i in enumerate(perm):
+            if i < len(kept_rows):
+                old_of[new_row] = kept_rows[i]
+        reuse = Reuse(previous.lexical, old_of)
+    lexical = LexicalIndex.build(chunks, resources=new_by_id, reuse=reuse)
+    lap("lexical")
     faiss_index = make_faiss_index(vectors)
+    lap("dense")
     index = ResourceIndex(
         manifest=Manifest(
             model=embedder.name,
@@ -243,6 +266,7 @@ def _build_locked(
     if progress:
         progress(0, 1, "Enregistrement")
     version = index.save(index_dir)
+    lap("save")
     if progress:
         progress(1, 1, "Terminé")
     report = BuildReport(
@@ -257,6 +281,7 @@ def _build_locked(
         total_chunks=len(chunks),
         seconds=time.perf_counter() - started,
         version=version,
+        timings=tuple(timings),
     )
     log.info("build done: %s (%d chunks embedded)", report.summary_line(), len(to_embed))
     return report

@@ -341,7 +341,7 @@ class ResourceIndex:
             except AnalyzerChangedError:
                 if not stale_ok:
                     raise
-                lexical = LexicalIndex(None, len(chunks))
+                lexical = LexicalIndex.empty(len(chunks))
         except (OSError, EOFError, ValueError, TypeError, KeyError, RuntimeError) as exc:
             raise IndexCorruptError(
                 f"l'index {folder} est illisible ou incomplet ({exc}) ; {REBUILD_HINT}"

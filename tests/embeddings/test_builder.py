@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from assistant.retrieval import RetrievalParams
@@ -14,6 +15,7 @@ from corpus.chunking import ChunkingSettings, split_resource
 from corpus.errors import BuildLockedError
 from corpus.loaders import load_corpus, load_file
 from embeddings.builder import build_index, lock_for
+from embeddings.store import ResourceIndex
 from tests.fakes import FakeEmbedder
 
 EDITED = "mode-d-emploi-ess-ruralites-tressons.md"
@@ -40,7 +42,7 @@ def _chunks_of(path: Path, settings: Settings, embedder: FakeEmbedder) -> int:
 
 
 def test_edit_add_delete_rebuilds_only_what_changed(
-    fake_assistant: Assistant, fake_embedder: FakeEmbedder
+    fake_assistant: Assistant, fake_embedder: FakeEmbedder, tmp_path: Path
 ) -> None:
     corpus = fake_assistant.corpus_dir
     first_total = len(fake_assistant.index())
@@ -88,6 +90,24 @@ def test_edit_add_delete_rebuilds_only_what_changed(
         cited = {r.resource.id for r in fake_assistant.retrieve(question, params=PARAMS).resources}
         assert DELETED_ID not in cited
         assert all(c.resource_id != DELETED_ID for c in fake_assistant.ask(question).citations)
+
+    # The updated index holds exactly what a full build of the same corpus holds: the lexical
+    # side reused the term counts of the unchanged rows and analyzed only the others.
+    settings = fake_assistant.settings
+    full = build_index(
+        load_corpus(corpus).resources,
+        embedder=FakeEmbedder(),
+        index_dir=tmp_path / "full",
+        chunking=ChunkingSettings(size=settings.chunk_size, overlap=settings.chunk_overlap),
+        full=True,
+    )
+    assert full.total_chunks == len(index)
+    rebuilt = ResourceIndex.load(tmp_path / "full")
+    assert rebuilt.chunks == index.chunks
+    assert rebuilt.lexical.vocab == index.lexical.vocab
+    for name, array in rebuilt.lexical._arrays.items():
+        assert np.array_equal(array, index.lexical._arrays[name]), name
+    np.testing.assert_array_equal(rebuilt.vectors, index.vectors)
 
 
 def test_no_change_embeds_nothing(fake_assistant: Assistant, fake_embedder: FakeEmbedder) -> None:

@@ -243,3 +243,90 @@ def test_thesaurus_maps_everyday_and_english_wordings_to_the_base_vocabulary() -
 def test_thesaurus_adds_no_duplicate_token() -> None:
     tokens = analyze("subvention pour une recyclerie")
     assert len(tokens) == len(set(tokens))
+
+
+# --- scoring and incremental builds -------------------------------------------------------------
+
+
+def _bundled_chunks() -> tuple[list[Chunk], dict[str, Resource]]:
+    from corpus.bundled import bundled_corpus_dir
+    from corpus.chunking import ChunkingSettings, split_resource
+    from corpus.loaders import load_corpus
+
+    resources = {r.id: r for r in load_corpus(bundled_corpus_dir()).resources}
+    out: list[Chunk] = []
+    for r in resources.values():
+        out.extend(split_resource(r, settings=ChunkingSettings()))
+    return out, resources
+
+
+def test_scores_are_lucene_bm25_as_bm25s_computes_them() -> None:
+    bm25s = pytest.importorskip("bm25s")
+    chunks, resources = _bundled_chunks()
+    index = LexicalIndex.build(chunks, resources=resources)
+    vocab: dict[str, int] = {}
+    corpus = []
+    for c in chunks:
+        field = [c.title] * 2 + [resource_field_text(resources[c.resource_id]), c.text]
+        corpus.append([vocab.setdefault(t, len(vocab)) for f in field for t in analyze(f)])
+    reference = bm25s.BM25(method="lucene", k1=1.2, b=0.75)
+    reference.index((corpus, vocab), show_progress=False)
+    for question in ("financer une SCIC en milieu rural", "tiers-lieux et emploi", "RTES"):
+        ids = [vocab[t] for t in dict.fromkeys(analyze(question)) if t in vocab]
+        expected = np.asarray(reference.get_scores_from_ids(ids))
+        np.testing.assert_allclose(index.scores(question), expected, rtol=1e-5, atol=1e-6)
+
+
+def _arrays(index: LexicalIndex) -> dict[str, list[object]]:
+    return {k: np.asarray(v).tolist() for k, v in index._arrays.items()} | {"vocab": index.vocab}
+
+
+def test_incremental_build_writes_exactly_what_a_full_build_writes(tmp_path: Path) -> None:
+    from embeddings.lexical import Reuse
+
+    chunks, resources = _bundled_chunks()
+    before = LexicalIndex.build(chunks, resources=resources)
+    before.save(tmp_path / "before")
+    previous = LexicalIndex.load(tmp_path / "before", mmap=True)
+    # Edit: drop the first resource, change a chunk of the second, add a new resource.
+    first = chunks[0].resource_id
+    kept = [(i, c) for i, c in enumerate(chunks) if c.resource_id != first]
+    edited_row = kept[3][0]
+    changed = Chunk(**{**chunks[edited_row].__dict__, "text": "Une recyclerie coopérative."})
+    added = _chunk("zz-new", "Un nouveau guide sur les PTCE et la commande publique.", "Nouveau")
+    after: list[Chunk] = [changed if i == edited_row else c for i, c in kept] + [added]
+    rows = np.asarray([-1 if i == edited_row else i for i, _ in kept] + [-1])
+    resources = {rid: r for rid, r in resources.items() if rid != first}
+    incremental = LexicalIndex.build(after, resources=resources, reuse=Reuse(previous, rows))
+    full = LexicalIndex.build(after, resources=resources)
+    assert _arrays(incremental) == _arrays(full)
+    for question in ("recyclerie", "PTCE commande publique", "financer l'ESS en milieu rural"):
+        assert incremental.search(question, 20) == full.search(question, 20)
+    # The edited and the added rows are found by their new words.
+    assert incremental.search("recyclerie", 1)[0][0] == after.index(changed)
+    assert incremental.search("PTCE commande publique", 1)[0][0] == len(after) - 1
+
+
+def test_counts_are_not_reused_from_another_analyzer(
+    chunks: list[Chunk], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from embeddings import lexical
+    from embeddings.lexical import Reuse
+
+    previous = LexicalIndex.build(chunks)
+    previous.fingerprint = "another-analyzer"
+    # Claim every row is unchanged; with a stale fingerprint the rows are analyzed anyway.
+    wrong = [_chunk(c.resource_id, "texte entièrement différent", "autre") for c in chunks]
+    rebuilt = LexicalIndex.build(wrong, reuse=Reuse(previous, np.arange(len(chunks))))
+    assert _arrays(rebuilt) == _arrays(LexicalIndex.build(wrong))
+    monkeypatch.setattr(lexical, "analyzer_fingerprint", lambda: previous.fingerprint)
+    reused = LexicalIndex.build(wrong, reuse=Reuse(previous, np.arange(len(chunks))))
+    assert _arrays(reused) == _arrays(previous)
+
+
+def test_empty_index_finds_nothing_and_round_trips(tmp_path: Path) -> None:
+    index = LexicalIndex.empty(3)
+    assert index.search("tiers-lieux", 5) == [] and len(index) == 3
+    index.save(tmp_path / "lex")
+    loaded = LexicalIndex.load(tmp_path / "lex")
+    assert loaded.search("tiers-lieux", 5) == [] and len(loaded) == 3

@@ -130,7 +130,7 @@ def test_filtered_search_on_large_indexes(
         resources={},
         chunks=chunks,
         vectors=vectors,
-        lexical=LexicalIndex(None, n),
+        lexical=LexicalIndex.empty(n),
     )
     assert store.index_type_name(index.faiss_index) == kind
     allowed = np.zeros(n, dtype=bool)
