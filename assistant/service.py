@@ -41,6 +41,7 @@ from embeddings.store import ResourceIndex, current_version
 
 log = logging.getLogger(__name__)
 
+CORPUS_CACHE = "corpus-cache.json"  # parsed corpus files, next to the index versions
 NOT_TEXT = "La question doit être un texte."
 EMPTY_QUESTION = (
     "Veuillez saisir une question, par exemple : « Comment financer l'ESS en milieu rural ? »"
@@ -190,7 +191,10 @@ class Assistant:
     ) -> BuildReport:
         """Load the corpus folder and build (incrementally unless `full`) the index; a build
         that would remove most of the base is refused unless `allow_removals`."""
-        loaded = load_corpus(self.corpus_dir)
+        # Unchanged files are not parsed again (a --full build parses everything).
+        check_writable(self.index_dir)
+        cache = None if full else self.index_dir / CORPUS_CACHE
+        loaded = load_corpus(self.corpus_dir, cache=cache)
         return build_index(
             loaded.resources,
             embedder=self.embedder,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,15 @@ class Resource:
         from dataclasses import replace
 
         return replace(self, content_hash=resource_hash(self))
+
+
+def resource_from_dict(data: dict[str, Any]) -> Resource:
+    """The resource that `dataclasses.asdict` turned into `data` (JSON lists back to tuples)."""
+    data = dict(data)
+    data["downloads"] = tuple(Download(**x) for x in data.get("downloads", ()))
+    data["themes"] = tuple(data.get("themes", ()))
+    data["keywords"] = tuple(data.get("keywords", ()))
+    return Resource(**data)
 
 
 def resource_hash(resource: Resource) -> str:

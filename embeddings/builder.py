@@ -29,7 +29,13 @@ from corpus.loaders import FileError
 from corpus.models import Chunk, Resource
 from embeddings.base import Embedder
 from embeddings.lexical import LexicalIndex, Reuse
-from embeddings.store import Manifest, ResourceIndex, index_type_name, make_faiss_index
+from embeddings.store import (
+    DenseReuse,
+    Manifest,
+    ResourceIndex,
+    index_type_name,
+    make_faiss_index,
+)
 
 log = logging.getLogger(__name__)
 
@@ -235,17 +241,21 @@ def _build_locked(
 
     if progress:
         progress(0, 1, "Index lexical")
-    # Rows of unchanged resources keep their term counts (the costly analysis is not redone).
-    reuse = None
-    if previous is not None and kept_rows:
-        old_of = np.full(len(chunks), -1, dtype=np.int64)
-        for new_row, i in enumerate(perm):
-            if i < len(kept_rows):
-                old_of[new_row] = kept_rows[i]
-        reuse = Reuse(previous.lexical, old_of)
-    lexical = LexicalIndex.build(chunks, resources=new_by_id, reuse=reuse)
+    # Rows of unchanged resources keep their term counts (the costly analysis is not redone)
+    # and their inverted list (no new assignment to the centroids).
+    old_of = np.full(len(chunks), -1, dtype=np.int64)
+    for new_row, i in enumerate(perm):
+        if i < len(kept_rows):
+            old_of[new_row] = kept_rows[i]
+    lexical = LexicalIndex.build(
+        chunks,
+        resources=new_by_id,
+        reuse=Reuse(previous.lexical, old_of) if previous is not None and kept_rows else None,
+    )
     lap("lexical")
-    faiss_index = make_faiss_index(vectors)
+    faiss_index = make_faiss_index(
+        vectors, DenseReuse(previous.faiss_index, old_of) if previous is not None else None
+    )
     lap("dense")
     index = ResourceIndex(
         manifest=Manifest(

@@ -156,3 +156,53 @@ def test_bundled_corpus_loads() -> None:
         assert resource.title and resource.kind
         assert resource.type in ("Ressources RTES", "Autres")
         assert resource.body.endswith("\n") and "Résumé\n" not in resource.body
+
+
+def test_parse_cache_skips_unchanged_files_and_sees_every_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from corpus import loaders
+
+    corpus, cache = tmp_path / "corpus", tmp_path / "index" / "corpus-cache.json"
+    shutil.copytree(bundled_corpus_dir(), corpus)
+    write(corpus / "broken.md", "---\ntitle: [non fermé\n---\ncorps")
+    parsed: list[str] = []
+    real = loaders.load_file
+
+    def counting(path: Path) -> object:
+        parsed.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(loaders, "load_file", counting)
+    first = load_corpus(corpus, cache=cache)
+    assert len(parsed) == 10 and len(first.resources) == 9 and len(first.errors) == 1
+    assert cache.is_file()
+
+    parsed.clear()
+    second = load_corpus(corpus, cache=cache)
+    assert parsed == ["broken.md"]  # files in error are parsed (and reported) every time
+    assert second.resources == first.resources and second.errors == first.errors
+    assert [r.content_hash for r in second.resources] == [r.content_hash for r in first.resources]
+
+    # Edit one file, delete one, add one: only the edited and the new files are parsed.
+    edited, deleted = [p for p in sorted(corpus.glob("*.md")) if p.name != "broken.md"][:2]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nUne ligne de plus.\n", "utf-8")
+    deleted.unlink()
+    write(corpus / "nouvelle.txt", "Nouvelle ressource\n\nUn texte sur les recycleries.")
+    parsed.clear()
+    third = load_corpus(corpus, cache=cache)
+    assert sorted(parsed) == sorted(["broken.md", edited.name, "nouvelle.txt"])
+    assert third.resources == load_corpus(corpus).resources  # same as without a cache
+    assert all(r.source_path != str(deleted) for r in third.resources)
+
+    # A change of the loaders' code drops every cached parse; a corrupt cache is ignored.
+    monkeypatch.setattr(loaders, "loader_fingerprint", lambda: "another-loader")
+    parsed.clear()
+    load_corpus(corpus, cache=cache)
+    assert len(parsed) == 10
+    cache.write_text("{not json", encoding="utf-8")
+    parsed.clear()
+    assert load_corpus(corpus, cache=cache).resources == third.resources
+    assert len(parsed) == 10

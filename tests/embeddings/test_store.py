@@ -101,11 +101,11 @@ def test_old_versions_are_pruned(built: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("exact_max", "ivf_min", "kind"),
-    [(10**9, 10**9, "flat"), (1000, 10**9, "hnsw"), (1000, 1000, "ivf")],
+    ("exact_max", "kind"),
+    [(10**9, "flat"), (1000, "ivf")],
 )
 def test_filtered_search_on_large_indexes(
-    monkeypatch: pytest.MonkeyPatch, exact_max: int, ivf_min: int, kind: str
+    monkeypatch: pytest.MonkeyPatch, exact_max: int, kind: str
 ) -> None:
     """The FAISS selector path (≥ 20 000 allowed rows) honours the mask for each index type,
     and the search settings survive a save/load round trip."""
@@ -114,9 +114,7 @@ def test_filtered_search_on_large_indexes(
     from embeddings.lexical import LexicalIndex
 
     monkeypatch.setattr(store, "EXACT_SEARCH_MAX", exact_max)
-    monkeypatch.setattr(store, "IVF_MIN", ivf_min)
     monkeypatch.setattr(store, "IVF_NLIST", 64)
-    monkeypatch.setattr(store, "IVF_NPROBE", 16)
     rng = np.random.default_rng(0)
     n, dim = 40_000, 16
     vectors = rng.normal(size=(n, dim)).astype(np.float32)
@@ -143,5 +141,37 @@ def test_filtered_search_on_large_indexes(
     if kind != "flat":
         loaded = faiss.deserialize_index(faiss.serialize_index(index.faiss_index))
         store.configure_search(loaded)
-        knob = loaded.hnsw.efSearch if kind == "hnsw" else loaded.nprobe
-        assert knob == (store.HNSW_EF_SEARCH if kind == "hnsw" else 16)
+        assert loaded.nprobe == index.faiss_index.nprobe == round(64 * store.IVF_PROBE_SHARE)
+
+
+def test_an_incremental_build_keeps_the_inverted_file_training(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reusing the centroids gives the index that adding every vector to them gives, and the
+    kept rows are not assigned again."""
+    import embeddings.store as store
+
+    monkeypatch.setattr(store, "EXACT_SEARCH_MAX", 1000)
+    rng = np.random.default_rng(1)
+    n, dim = 8000, 16
+    old = rng.normal(size=(n, dim)).astype(np.float32)
+    old /= np.linalg.norm(old, axis=1, keepdims=True)
+    before = store.make_faiss_index(old)
+    assert store.index_type_name(before) == "ivf" and before.nlist == n // 40
+    # Drop the first 100 rows, keep the rest in order, add 150 new vectors at the end.
+    fresh = rng.normal(size=(150, dim)).astype(np.float32)
+    fresh /= np.linalg.norm(fresh, axis=1, keepdims=True)
+    new = np.concatenate([old[100:], fresh])
+    rows = np.concatenate([np.arange(100, n), np.full(150, -1)])
+    after = store.make_faiss_index(new, store.DenseReuse(before, rows))
+    assert after.nlist == before.nlist and after.ntotal == len(new)
+    expected = faiss.IndexIVFFlat(before.quantizer, dim, before.nlist, faiss.METRIC_INNER_PRODUCT)
+    expected.is_trained = True
+    expected.nprobe = after.nprobe
+    expected.add(new)
+    queries = new[::97]
+    assert np.array_equal(after.search(queries, 10)[1], expected.search(queries, 10)[1])
+    # A base that grew beyond twice the lists' size is trained again.
+    grown = np.concatenate([new, new, new])
+    again = store.make_faiss_index(grown, store.DenseReuse(after, np.full(len(grown), -1)))
+    assert again.nlist == len(grown) // 40
