@@ -98,7 +98,7 @@ class LexicalIndex:
     def empty(cls, num_rows: int) -> LexicalIndex:
         """An index over `num_rows` rows that finds nothing (and has nothing to reuse)."""
         zero = np.zeros(1, dtype=np.int64)
-        arrays = {
+        arrays: dict[str, np.ndarray] = {
             "row_indptr": np.zeros(num_rows + 1, dtype=np.int64),
             "row_terms": np.zeros(0, dtype=np.int32),
             "row_counts": np.zeros(0, dtype=np.int32),
@@ -152,7 +152,7 @@ class LexicalIndex:
         new_lengths = np.zeros(n, dtype=np.int64)
         new_terms: list[np.ndarray] = []
         new_counts: list[np.ndarray] = []
-        for i in new_rows:
+        for i in new_rows.tolist():
             chunk = chunks[i]
             ids: list[int] = []
             ids += _ids(chunk.title, vocab, shared) * TITLE_REPEAT
@@ -185,7 +185,7 @@ class LexicalIndex:
         np.cumsum(lengths, out=indptr[1:])
         terms = np.empty(int(indptr[-1]), dtype=np.int64)
         counts_all = np.empty(int(indptr[-1]), dtype=np.int32)
-        for j, i in enumerate(new_rows):
+        for j, i in enumerate(new_rows.tolist()):
             terms[indptr[i] : indptr[i + 1]] = own_map[new_terms[j]]
             counts_all[indptr[i] : indptr[i + 1]] = new_counts[j]
         if previous is not None and len(kept):

@@ -253,7 +253,7 @@ def _truncate_resources(folder: Path) -> None:
     [
         lambda folder: (folder / "vectors.npy").write_bytes(b""),
         _truncate_resources,
-        lambda folder: (folder / "chunks.jsonl").unlink(),
+        lambda folder: (folder / "chunks.npy").unlink(),
         lambda folder: (folder / "lexical" / "lexical.json").write_text("{}", "utf-8"),
     ],
     ids=["empty-vectors", "resources-lines-removed", "chunks-missing", "lexical-meta-edited"],

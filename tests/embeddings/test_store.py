@@ -58,7 +58,9 @@ def test_model_or_dimension_mismatch(built: Path) -> None:
         ResourceIndex.load(built, dimension=384)
 
 
-@pytest.mark.parametrize("victim", ["vectors.npy", "faiss.index", "chunks.jsonl", "manifest.json"])
+@pytest.mark.parametrize(
+    "victim", ["vectors.npy", "chunks.npy", "resources.jsonl", "manifest.json"]
+)
 def test_corrupt_file_is_a_clear_error(built: Path, victim: str) -> None:
     folder = built / "versions" / current_version(built)
     path = folder / victim
@@ -139,9 +141,7 @@ def test_filtered_search_on_large_indexes(
     exact = np.argsort(-(vectors[: n // 2] @ query))[:10]
     assert len({r for r, _ in got} & set(exact.tolist())) >= 8
     if kind != "flat":
-        loaded = faiss.deserialize_index(faiss.serialize_index(index.faiss_index))
-        store.configure_search(loaded)
-        assert loaded.nprobe == index.faiss_index.nprobe == round(64 * store.IVF_PROBE_SHARE)
+        assert index.faiss_index.nprobe == round(64 * store.IVF_PROBE_SHARE)
 
 
 def test_an_incremental_build_keeps_the_inverted_file_training(
@@ -175,3 +175,51 @@ def test_an_incremental_build_keeps_the_inverted_file_training(
     grown = np.concatenate([new, new, new])
     again = store.make_faiss_index(grown, store.DenseReuse(after, np.full(len(grown), -1)))
     assert again.nlist == len(grown) // 40
+
+
+def test_a_large_index_round_trips_without_storing_anything_twice(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Chunks are stored as offsets into the resource bodies (a chunk that is not a slice of
+    its body keeps its own text), the inverted file as centroids + lists; loading gives the
+    same chunks and the same search results."""
+    import embeddings.store as store
+    from corpus.models import Chunk, Resource
+    from embeddings.lexical import LexicalIndex
+
+    monkeypatch.setattr(store, "EXACT_SEARCH_MAX", 1000)
+    rng = np.random.default_rng(2)
+    resources = {
+        f"r{i}": Resource(id=f"r{i}", title=f"Titre {i}", body=f"Corps {i} " * 40)
+        for i in range(300)
+    }
+    chunks = [
+        Chunk(rid, p, p * 10, p * 10 + 30, r.body[p * 10 : p * 10 + 30], r.title)
+        for rid, r in resources.items()
+        for p in range(10)
+    ]
+    chunks[5] = Chunk("r0", 5, 0, 4, "un texte à part", "un titre à part")
+    vectors = rng.normal(size=(len(chunks), 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    manifest = store.Manifest(
+        model="m", dimension=16, chunking={}, chunk_count=len(chunks), index_type="ivf",
+        resources={rid: r.content_hash for rid, r in resources.items()},
+    )  # fmt: skip
+    index = store.ResourceIndex(
+        manifest=manifest, resources=resources, chunks=chunks, vectors=vectors,
+        lexical=LexicalIndex.build(chunks),
+    )  # fmt: skip
+    index.save(tmp_path)
+    folder = tmp_path / "versions" / current_version(tmp_path)
+    assert {p.name for p in folder.iterdir()} >= {
+        "chunks.npy",
+        "ivf-centroids.npy",
+        "ivf-lists.npy",
+    }
+    assert not (folder / "faiss.index").exists()
+    loaded = store.ResourceIndex.load(tmp_path)
+    assert loaded.chunks == chunks
+    assert loaded.faiss_index.nprobe == index.faiss_index.nprobe
+    for q in vectors[::50]:
+        assert loaded.search_dense(q, 10) == index.search_dense(q, 10)
+    assert loaded.lexical.search("Corps 7", 5) == index.lexical.search("Corps 7", 5)
