@@ -314,14 +314,12 @@ def parse_request_line(line: str) -> tuple[str, tuple[str, ...], Filters | None]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import torch
-
     from ui.app import serve
 
-    assistant = Assistant(_settings(args))
+    settings = _settings(args)
+    assistant = Assistant(settings, query_threads=settings.serve_threads)
     _ensure_index(assistant)  # a first build, if any, uses every core
     _store(assistant)  # apply the log retention at start
-    torch.set_num_threads(assistant.settings.serve_threads)
     assistant.warm_up_in_background()
     serve(assistant)
     return 0
@@ -589,7 +587,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on its own logger
     try:
         return COMMANDS[args.command](args)
     except AssistantError as exc:

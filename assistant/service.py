@@ -72,8 +72,11 @@ class Assistant:
         *,
         embedder: Embedder | None = None,
         params: RetrievalParams | None = None,
+        query_threads: int | None = None,
     ) -> None:
+        """`query_threads`: threads one question may use (the server passes its setting)."""
         self.settings = settings
+        self._query_threads = query_threads
         self._params = params
         self._calibration: Calibration | None = None
         self._embedder = embedder
@@ -132,7 +135,10 @@ class Assistant:
             with self._lock:
                 if self._embedder is None:
                     self._embedder = load_embedder(
-                        self.settings.model, cache_dir=self.settings.model_cache_dir
+                        self.settings.model,
+                        cache_dir=self.settings.model_cache_dir,
+                        precision=self.settings.precision,
+                        query_threads=self._query_threads,
                     )
         return self._embedder
 
@@ -151,6 +157,7 @@ class Assistant:
                     self.index_dir,
                     model=self.settings.model,
                     dimension=embedder.dimension if embedder else None,
+                    precision=embedder.precision if embedder else self.settings.index_precision,
                 )
                 if current is not None:
                     log.info("index reloaded: %s → %s", current.version, loaded.version)

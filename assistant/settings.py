@@ -25,6 +25,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "ESS_ASSISTANT_INDEX_DIR": ("index_dir", Path),
     "ESS_ASSISTANT_CORPUS_DIR": ("corpus_dir", Path),
     "ESS_ASSISTANT_MODEL": ("model", str),
+    "ESS_ASSISTANT_PRECISION": ("precision", str),
+    "ESS_ASSISTANT_MODEL_CACHE": ("model_cache", Path),
     "ESS_ASSISTANT_CHUNK_SIZE": ("chunk_size", int),
     "ESS_ASSISTANT_CHUNK_OVERLAP": ("chunk_overlap", int),
     "ESS_ASSISTANT_MAX_SOURCES": ("max_sources", int),
@@ -61,14 +63,18 @@ class Settings:
     index_dir: Path | None = None
     corpus_dir: Path | None = None  # None: the bundled default corpus
     model: str = DEFAULT_MODEL
+    # inference of the default model: "int8" (ONNX Runtime dynamic int8, the default: 2× faster,
+    # same evaluation figures, bench/RESULTS.md) or "fp32"; recorded in the index manifest
+    precision: str = "int8"
+    model_cache: Path | None = None  # None: <data dir>/cache (the rebuilt model, its ONNX export)
     chunk_size: int = ChunkingSettings().size
     chunk_overlap: int = ChunkingSettings().overlap
     max_sources: int = 3
     max_question_chars: int = 2000
     host: str = "127.0.0.1"
     port: int = 7860
-    # torch threads while serving: one question per thread is robust when several users or a
-    # rebuild share the 2 cores (bench/RESULTS.md: 7× faster than 2 threads under load)
+    # threads of one question while serving: one question per thread is robust when several
+    # users or a rebuild share the 2 cores (bench/RESULTS.md: 7× faster than 2 threads under load)
     serve_threads: int = 1
     calibration: Path | None = None  # None: <index dir>/calibration.json, else the default
     stale_years: int = 5  # a cited source older than this carries a notice
@@ -92,6 +98,10 @@ class Settings:
             )
         if not 1 <= self.max_sources <= 20:
             raise ConfigurationError("max_sources must be between 1 and 20")
+        if self.precision not in ("fp32", "int8"):
+            raise ConfigurationError(
+                f"precision must be fp32 or int8 (ESS_ASSISTANT_PRECISION), not {self.precision!r}"
+            )
         if self.serve_threads < 1:
             raise ConfigurationError("serve_threads must be at least 1")
         if self.sync_delay < 0 or self.sync_concurrency < 1:
@@ -128,8 +138,14 @@ class Settings:
         return self.index_dir or self.data_dir / "index"
 
     @property
+    def index_precision(self) -> str:
+        """The precision of the vectors: the setting for the default model, fp32 for another
+        model (run by sentence-transformers); `embeddings.loading.precision_for`."""
+        return self.precision if self.model == DEFAULT_MODEL else "fp32"
+
+    @property
     def model_cache_dir(self) -> Path:
-        return self.data_dir / "cache"
+        return self.model_cache or self.data_dir / "cache"
 
     @property
     def feedback_db(self) -> Path:

@@ -23,10 +23,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from bench_incremental import edit_one, generate_corpus
 from common import dir_size_mb, load_average, machine_line, print_table
 
 from assistant.service import CORPUS_CACHE
-from bench_incremental import edit_one, generate_corpus
 from corpus.chunking import ChunkingSettings
 from corpus.loaders import load_corpus
 from embeddings.base import Embedder

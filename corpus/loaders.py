@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from corpus.errors import CorpusNotFoundError, InvalidResourceError
 from corpus.html_loader import load_html
 from corpus.limits import MAX_TEXT_FILE_BYTES, check_resource
 from corpus.markdown_io import resource_from_markdown
-from corpus.models import Resource, resource_from_dict
+from corpus.models import Resource, resource_from_dict, resource_to_dict
 from corpus.pdf_loader import load_pdf
 from corpus.text import normalize_newlines
 
@@ -126,14 +126,14 @@ def _load_txt(path: Path) -> Resource:
     )
 
 
-def _is_candidate(path: Path, folder: Path) -> bool:
-    relative = path.relative_to(folder)
-    if any(part.startswith(".") for part in relative.parts):
+def _is_candidate(relative: tuple[str, ...]) -> bool:
+    if any(part.startswith(".") for part in relative):
         return False
-    if path.name.lower() in _SKIPPED_NAMES or not path.is_file():
+    name = relative[-1]
+    if name.lower() in _SKIPPED_NAMES:
         return False
-    if path.suffix.lower() not in SUPPORTED_EXTENSIONS:
-        logger.debug("ignored (unsupported extension): %s", path)
+    if os.path.splitext(name)[1].lower() not in SUPPORTED_EXTENSIONS:
+        logger.debug("ignored (unsupported extension): %s", os.path.join(*relative))
         return False
     return True
 
@@ -146,7 +146,18 @@ def corpus_files(folder: Path) -> list[Path]:
             f"Dossier du corpus introuvable : {folder}. "
             "Vérifiez le chemin ou créez le dossier et déposez-y les ressources."
         )
-    return sorted(p for p in folder.rglob("*") if _is_candidate(p, folder))
+    # os.walk lists names without a stat per file (33 000 files: 0.2 s instead of 1.5 s with
+    # Path.rglob); symbolic links to files are followed as rglob did, to folders not.
+    found: list[tuple[str, ...]] = []
+    for root, dirs, files in os.walk(folder):
+        base = Path(root).relative_to(folder).parts
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            relative = (*base, name)
+            if _is_candidate(relative) and os.path.isfile(os.path.join(root, name)):
+                found.append(relative)
+    found.sort()
+    return [folder.joinpath(*relative) for relative in found]
 
 
 def load_corpus(folder: Path, *, cache: Path | None = None) -> CorpusLoad:
@@ -236,10 +247,9 @@ class _ParseCache:
     def put(self, path: Path, resource: Resource) -> None:
         self.parsed += 1
         if self.file is not None:
-            try:
-                self.new[str(path)] = {"key": _file_key(path), "resource": asdict(resource)}
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):
+                key = _file_key(path)
+                self.new[str(path)] = {"key": key, "resource": resource_to_dict(resource)}
 
     def save(self) -> None:
         """Write the cache when it changed (atomically; a failure only costs the next parse)."""

@@ -29,6 +29,7 @@ class Embedder(ABC):
     max_tokens: int = 512
     query_prefix: str = ""
     document_prefix: str = ""
+    precision: str = "fp32"  # recorded in the index manifest ("int8": quantized inference)
 
     @abstractmethod
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
@@ -39,7 +40,12 @@ class Embedder(ABC):
         return len(text.split())
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._embed([self.query_prefix + t for t in texts])
+        return self._embed([self.query_prefix + t for t in texts], self.embed_query_batch)
+
+    def embed_query_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed already-prefixed questions; `embed_batch` unless a subclass runs questions
+        differently (e.g. on fewer threads, for latency)."""
+        return self.embed_batch(texts)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self._embed([self.document_prefix + t for t in texts])
@@ -47,10 +53,12 @@ class Embedder(ABC):
     def embed_query(self, text: str) -> np.ndarray:
         return self.embed_queries([text])[0]
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def _embed(
+        self, texts: list[str], batch: Callable[[Sequence[str]], np.ndarray] | None = None
+    ) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = np.asarray(self.embed_batch(texts), dtype=np.float32)
+        vectors = np.asarray((batch or self.embed_batch)(texts), dtype=np.float32)
         if vectors.shape != (len(texts), self.dimension):
             raise ValueError(
                 f"embedder {self.name!r} returned shape {vectors.shape}, "

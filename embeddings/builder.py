@@ -130,11 +130,11 @@ def check_writable(index_dir: Path) -> None:
 
 
 def _previous(
-    index_dir: Path, embedder: Embedder, chunking: ChunkingSettings
+    index_dir: Path, embedder: Embedder, chunking: ChunkingSettings, known: dict[str, Resource]
 ) -> tuple[ResourceIndex | None, str]:
     """The reusable previous index, or None with the reason for a full rebuild."""
     try:
-        previous = ResourceIndex.load(index_dir, stale_lexical_ok=True)
+        previous = ResourceIndex.load(index_dir, stale_lexical_ok=True, known=known)
     except IndexNotFoundError:
         return None, "premier index"
     except AssistantError as exc:
@@ -142,6 +142,11 @@ def _previous(
     m = previous.manifest
     if m.model != embedder.name or m.dimension != embedder.dimension:
         return None, f"le modèle a changé ({m.model} → {embedder.name}) : reconstruction complète"
+    if m.precision != embedder.precision:
+        return None, (
+            f"la précision du modèle a changé ({m.precision} → {embedder.precision}) : "
+            "reconstruction complète"
+        )
     if m.chunking != chunking.as_dict():
         return None, (
             f"les réglages de découpage ont changé ({m.chunking} → {chunking.as_dict()}) : "
@@ -173,7 +178,7 @@ def _build_locked(
     previous, reason = (
         (None, "reconstruction complète demandée (--full)")
         if full
-        else _previous(index_dir, embedder, chunking)
+        else _previous(index_dir, embedder, chunking, {r.id: r for r in resources})
     )
     if reason:
         log.info("full build: %s", reason)
@@ -265,6 +270,7 @@ def _build_locked(
             resources={rid: r.content_hash for rid, r in new_by_id.items()},
             chunk_count=len(chunks),
             index_type=index_type_name(faiss_index),
+            precision=embedder.precision,
             errors=tuple(errors),
         ),
         resources=dict(new_by_id),

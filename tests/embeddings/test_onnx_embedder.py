@@ -21,7 +21,7 @@ import pytest
 from corpus.errors import ModelLoadError
 from embeddings import onnx_embedder
 from embeddings.e5_rebuild import ensure_default_model
-from embeddings.loading import DEFAULT_MODEL_NAME, load_embedder
+from embeddings.loading import DEFAULT_MODEL_NAME
 from embeddings.onnx_embedder import (
     MARKER_FILE,
     MODEL_FILES,
@@ -73,9 +73,7 @@ def onnx_dir(model_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def reference(onnx_model_cache: Path, model_dir: Path) -> SentenceTransformerEmbedder:
-    loaded = load_embedder(None, cache_dir=onnx_model_cache)
-    assert isinstance(loaded, SentenceTransformerEmbedder)
-    return loaded
+    return SentenceTransformerEmbedder(str(model_dir), name=DEFAULT_MODEL_NAME)
 
 
 @pytest.fixture(scope="session")
