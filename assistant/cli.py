@@ -314,13 +314,13 @@ def parse_request_line(line: str) -> tuple[str, tuple[str, ...], Filters | None]
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ui.app import serve
-
     settings = _settings(args)
     assistant = Assistant(settings, query_threads=settings.serve_threads)
     _ensure_index(assistant)  # a first build, if any, uses every core
     _store(assistant)  # apply the log retention at start
     assistant.warm_up_in_background()
+    from ui.app import serve  # gradio's import (≈ 3 s) overlaps the model's loading
+
     serve(assistant)
     return 0
 

@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one run instead of three")
     parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument(
+        "--precision", default="fp32,int8", help="ESS_ASSISTANT_PRECISION values to compare"
+    )
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK)
     args = parser.parse_args(argv)
     setup_offline()
@@ -86,24 +89,27 @@ def main(argv: list[str] | None = None) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "assistant", "build", "--data-dir", str(data_dir)],
-                   cwd=ROOT, env=env, check=True, capture_output=True)  # fmt: skip
-    build_s = time.perf_counter() - t0
-
-    results = [one_run(data_dir, env) for _ in range(runs)]
     print(machine_line())
-    print(f"index prepared beforehand in {build_s:.1f} s (`python -m assistant build`, bundled corpus); "
-          f"{runs} cold start(s), load average now {load_average()}")  # fmt: skip
-    rows = []
-    for i, (port, client, answer) in enumerate(results, 1):
-        rows.append((f"run {i}", port, client - port, answer - client, answer))
-    if runs > 1:
-        med = [statistics.median(r[k] for r in rows) for k in range(1, 5)]
-        rows.append(("median", *med))
-    print_table(
-        ["run", "launch → port open s", "→ client ready s", "→ first answer s", "total s"], rows
-    )
+    for precision in args.precision.split(","):
+        env["ESS_ASSISTANT_PRECISION"] = precision
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "assistant", "build", "--data-dir", str(data_dir)],
+                       cwd=ROOT, env=env, check=True, capture_output=True)  # fmt: skip
+        build_s = time.perf_counter() - t0
+        results = [one_run(data_dir, env) for _ in range(runs)]
+        print(f"\nESS_ASSISTANT_PRECISION={precision}: index prepared beforehand in {build_s:.1f} s "
+              f"(`python -m assistant build`, bundled corpus; the model export included the "
+              f"first time); {runs} cold start(s), load average now {load_average()}")  # fmt: skip
+        rows = []
+        for i, (port, client, answer) in enumerate(results, 1):
+            rows.append((f"run {i}", port, client - port, answer - client, answer))
+        if runs > 1:
+            med = [statistics.median(r[k] for r in rows) for k in range(1, 5)]
+            rows.append(("median", *med))
+        print_table(
+            ["run", "launch → port open s", "→ client ready s", "→ first answer s", "total s"],
+            rows,
+        )
     return 0
 
 

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     size = args.size or (200_000 if args.quick else 1_000_000)
     nlist = args.nlist or (1024 if args.quick else 4096)
-    embedder = load_embedder(None, cache_dir=args.cache_dir)
+    embedder = load_embedder(None, cache_dir=args.cache_dir, precision="fp32")
     real = real_embeddings(embedder, 200 if args.quick else 600, args.work_dir)
     vectors = generated_vectors(real, size)
     lines = (REPO / "tests" / "data" / "eval_questions.jsonl").read_text(encoding="utf-8")

@@ -273,7 +273,7 @@ def test_a_precision_change_rebuilds_everything_and_a_mismatch_is_refused_at_loa
     assert report.full and "précision" in report.reason
     assert len(fake_embedder.embedded) - before == report.total_chunks
     assert fake_assistant.index().manifest.precision == "int8"
-    with pytest.raises(ModelMismatchError, match="précision int8.*ess-assistant build"):
+    with pytest.raises(ModelMismatchError, match=r"précision int8.*ess-assistant build"):
         ResourceIndex.load(fake_assistant.index_dir, precision="fp32")
 
 
