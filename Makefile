@@ -49,9 +49,10 @@ bench-quick: install
 eval: install
 	$(BIN)/python bench/bench_eval.py --split sealed
 
-# Refit the default calibration (assistant/data/calibration.json) on the tuning parts.
+# Refit the default calibrations (assistant/data/calibration*.json) on the tuning parts.
 calibration: install
-	$(BIN)/python scripts/calibrate_default.py
+	ESS_ASSISTANT_PRECISION=fp32 $(BIN)/python scripts/calibrate_default.py
+	ESS_ASSISTANT_PRECISION=int8 $(BIN)/python scripts/calibrate_default.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

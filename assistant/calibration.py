@@ -5,8 +5,9 @@
 
 1. `ESS_ASSISTANT_CALIBRATION` (a path);
 2. `<index dir>/calibration.json`, written by `calibrate` for that base;
-3. the default shipped with the package (`assistant/data/calibration.json`), fitted on the
-   tuning parts of the bundled and grown evaluation bases with the default model.
+3. the default shipped with the package (`assistant/data/calibration.json`, or
+   `calibration-int8.json` when the default model runs in int8), fitted on the tuning parts
+   of the bundled and grown evaluation bases with the default model in that precision.
 
 What it holds:
 
@@ -110,6 +111,7 @@ class Calibration:
     data_hash: str = ""
     cv: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
+    precision: str = "fp32"  # inference precision of the model (int8 signals differ slightly)
     source: str = ""  # where it was loaded from (not saved)
     format_version: int = FORMAT_VERSION
 
@@ -143,13 +145,21 @@ class Calibration:
         tmp.write_text(self.to_json(), encoding="utf-8")
         tmp.replace(path)
 
-    def warnings(self, *, model: str, fingerprint: str | None) -> list[str]:
-        """French warnings when this calibration was fitted for another model or base."""
+    def warnings(
+        self, *, model: str, fingerprint: str | None, precision: str = "fp32"
+    ) -> list[str]:
+        """French warnings when this calibration was fitted for another model, precision or
+        base."""
         out = []
         if self.model != model:
             out.append(
                 f"calibration ajustée pour le modèle « {self.model} », le modèle utilisé est "
                 f"« {model} » : relancez `ess-assistant calibrate`"
+            )
+        elif self.precision != precision:
+            out.append(
+                f"calibration ajustée pour le modèle en {self.precision}, le modèle tourne en "
+                f"{precision} : relancez `ess-assistant calibrate`"
             )
         fingerprints = {f.get("fingerprint") for f in self.fitted_on}
         if fingerprint is not None and fingerprint not in fingerprints:
@@ -173,14 +183,21 @@ def base_fingerprint(content_hashes: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def default_calibration_path() -> Path:
-    return Path(str(package_resources.files("assistant") / "data" / FILE_NAME))
+def default_calibration_path(precision: str = "fp32") -> Path:
+    """The shipped calibration of the default model in `precision` (one file per precision:
+    int8 vectors shift the signals a little, so each is fitted on its own vectors)."""
+    name = FILE_NAME if precision == "fp32" else FILE_NAME.replace(".json", f"-{precision}.json")
+    return Path(str(package_resources.files("assistant") / "data" / name))
 
 
-def load_calibration(explicit: Path | None, index_dir: Path) -> Calibration:
+def load_calibration(
+    explicit: Path | None, index_dir: Path, precision: str = "fp32"
+) -> Calibration:
     """The calibration in use (see the module docstring for the order)."""
     candidates: Sequence[Path] = (
-        [explicit] if explicit is not None else [index_dir / FILE_NAME, default_calibration_path()]
+        [explicit]
+        if explicit is not None
+        else [index_dir / FILE_NAME, default_calibration_path(precision)]
     )
     for path in candidates:
         if path.is_file():

@@ -334,7 +334,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("état        : aucun index — lancez `ess-assistant build`")
         return 0
     print(f"version     : {status.version}")
-    print(f"modèle      : {status.model}")
+    print(f"modèle      : {status.model} ({status.precision})")
     print(f"ressources  : {status.resources}")
     print(f"passages    : {status.chunks} ({status.index_type})")
     print(f"construit   : {status.built_at}")

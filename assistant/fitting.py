@@ -500,6 +500,7 @@ def calibrate(
     )
     return Calibration(
         model=first.settings.model,
+        precision=first.settings.index_precision,
         abstention=abstention,
         domain=gate,
         lexical_weight=weight,

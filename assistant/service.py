@@ -61,6 +61,7 @@ class Status:
     built_at: str | None
     index_type: str | None
     errors: tuple[tuple[str, str], ...]
+    precision: str | None = None  # inference precision the vectors were computed in
 
 
 class Assistant:
@@ -89,7 +90,9 @@ class Assistant:
     def calibration(self) -> Calibration:
         """The calibration in use (`assistant.calibration` says where it is looked for)."""
         if self._calibration is None:
-            self._calibration = load_calibration(self.settings.calibration, self.index_dir)
+            self._calibration = load_calibration(
+                self.settings.calibration, self.index_dir, self.settings.index_precision
+            )
             if self._calibration.model != self.settings.model:
                 log.warning(
                     "calibration %s fitted for model %s, not %s",
@@ -115,7 +118,11 @@ class Assistant:
         fingerprint = None
         if current_version(self.index_dir) is not None:
             fingerprint = base_fingerprint(self.index().manifest.resources)
-        return self.calibration.warnings(model=self.settings.model, fingerprint=fingerprint)
+        return self.calibration.warnings(
+            model=self.settings.model,
+            fingerprint=fingerprint,
+            precision=self.settings.index_precision,
+        )
 
     @property
     def index_dir(self) -> Path:
@@ -377,4 +384,5 @@ class Assistant:
             built_at=m.created_at,
             index_type=m.index_type,
             errors=tuple((e.path, e.reason) for e in m.errors),
+            precision=m.precision,
         )

@@ -24,7 +24,7 @@ def load_embedder(
     name_or_path: str | None,
     *,
     cache_dir: Path,
-    precision: str = "int8",
+    precision: str = "fp32",
     query_threads: int | None = None,
 ) -> Embedder:
     """Return the embedder for `name_or_path`.

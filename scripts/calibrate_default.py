@@ -1,4 +1,6 @@
-"""Fit the default calibration shipped with the package (`assistant/data/calibration.json`).
+"""Fit the default calibration shipped with the package (`assistant/data/calibration.json`,
+and `calibration-int8.json` with `ESS_ASSISTANT_PRECISION=int8`: int8 vectors shift the
+signals a little, so each precision is fitted on its own vectors).
 
 It is `ess-assistant calibrate` on two bases at once, so that the fitted rules hold across
 base sizes: the bundled corpus (9 resources) with the tuning part of
@@ -9,7 +11,8 @@ never read.
 
     .venv/bin/python scripts/calibrate_default.py [--data-dir DIR] [--output PATH]
 
-Indexes are built (incrementally) under `--data-dir` (default: ./.eval-data).
+Indexes are built (incrementally) under `--data-dir` (default: ./.eval-data), one per base
+and precision.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ def assistant_for(corpus: Path, data_dir: Path, name: str) -> Assistant:
     settings = Settings.from_env(
         corpus_dir=corpus, index_dir=data_dir / f"index-{name}", data_dir=data_dir
     )
+    if settings.index_precision != "fp32":  # one index per precision, no rebuild when switching
+        settings = settings.with_(index_dir=data_dir / f"index-{name}-{settings.index_precision}")
     assistant = Assistant(settings)
     report = assistant.build()
     print(f"{name}: {report.summary_line()}", file=sys.stderr)
@@ -44,7 +49,11 @@ def assistant_for(corpus: Path, data_dir: Path, name: str) -> Assistant:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=REPO / ".eval-data")
-    parser.add_argument("--output", type=Path, default=default_calibration_path())
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=default_calibration_path(Settings.from_env().index_precision),
+    )
     args = parser.parse_args()
 
     bundled = assistant_for(REPO / "corpus" / "resources", args.data_dir, "bundled")

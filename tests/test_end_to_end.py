@@ -113,3 +113,25 @@ def test_cli_json_batch_with_the_real_model(real_assistant: Assistant) -> None:
     first, second = (json.loads(line) for line in proc.stdout.strip().split("\n"))
     assert not first["abstained"] and first["citations"]
     assert second["abstained"] and not second["citations"]
+
+
+def test_answering_with_the_default_model_never_imports_torch(real_assistant: Assistant) -> None:
+    """The served path (ONNX Runtime + tokenizers) loads neither torch nor sentence-transformers
+    nor transformers: that is most of the cold start (bench/RESULTS.md)."""
+    code = (
+        "import sys, json; from assistant.cli import main;"
+        "main(['ask', '--json', 'Comment financer l\\'ESS en milieu rural ?']);"
+        "print(json.dumps(sorted(m for m in ('torch', 'sentence_transformers', 'transformers')"
+        " if m in sys.modules)))"
+    )
+    env = {
+        **os.environ,
+        "ESS_ASSISTANT_DATA_DIR": str(real_assistant.settings.data_dir),
+        "HF_HUB_OFFLINE": "1",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+        check=True,
+    )  # fmt: skip
+    answer, loaded = proc.stdout.strip().split("\n")[-2:]
+    assert json.loads(answer)["citations"] and json.loads(loaded) == []

@@ -98,7 +98,7 @@ class AdminHandlers:
         lines += [
             f"- **Ressources indexées** : {status.resources}",
             f"- **Passages** : {status.chunks}",
-            f"- **Modèle** : {status.model}",
+            f"- **Modèle** : {status.model} ({status.precision})",
             f"- **Dernière construction** : {status.built_at} (version `{status.version}`)",
             f"- **Fichiers en erreur au dernier build** : {len(status.errors)}",
         ]

@@ -96,3 +96,15 @@ def test_shipped_default_is_fitted_for_the_default_model() -> None:
     assert c.cv["abstention"]["cv_answerable_abstained"] <= 0.05
     assert c.cv["domain"]["out_of_domain_refused"] >= 0.85
     assert "fitted on grown, applied to bundled" in c.cv["ablation"]
+
+
+def test_each_precision_has_its_shipped_calibration(tmp_path: Path) -> None:
+    from assistant.calibration import default_calibration_path
+
+    fp32 = load_calibration(None, tmp_path, "fp32")
+    int8 = load_calibration(None, tmp_path, "int8")
+    assert fp32.source == str(default_calibration_path()) and fp32.precision == "fp32"
+    assert int8.source == str(default_calibration_path("int8")) and int8.precision == "int8"
+    assert int8.model == fp32.model == DEFAULT_MODEL
+    warning = int8.warnings(model=DEFAULT_MODEL, fingerprint=None, precision="fp32")
+    assert warning and "int8" in warning[0] and "calibrate" in warning[0]

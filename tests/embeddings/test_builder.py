@@ -280,8 +280,8 @@ def test_a_precision_change_rebuilds_everything_and_a_mismatch_is_refused_at_loa
 def test_the_precision_setting_is_checked() -> None:
     from corpus.errors import ConfigurationError
 
-    assert Settings.from_env(env={"ESS_ASSISTANT_PRECISION": "fp32"}).precision == "fp32"
-    assert Settings().precision == "int8" and Settings().index_precision == "int8"
-    assert Settings(model="autre-modele").index_precision == "fp32"
+    assert Settings.from_env(env={"ESS_ASSISTANT_PRECISION": "int8"}).precision == "int8"
+    assert Settings().precision == "fp32" and Settings(precision="int8").index_precision == "int8"
+    assert Settings(model="autre-modele", precision="int8").index_precision == "fp32"
     with pytest.raises(ConfigurationError, match="fp32 or int8"):
         Settings.from_env(env={"ESS_ASSISTANT_PRECISION": "fp16"})
