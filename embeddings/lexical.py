@@ -132,8 +132,6 @@ class LexicalIndex:
         """
         if extra_texts is not None and resources is not None:
             raise ValueError("pass extra_texts or resources, not both")
-        if resources is not None:
-            extra_texts = [_field_text(resources.get(c.resource_id)) for c in chunks]
         if extra_texts is not None and len(extra_texts) != len(chunks):
             raise ValueError(f"{len(extra_texts)} extra texts for {len(chunks)} chunks")
         fingerprint = analyzer_fingerprint()
@@ -156,7 +154,9 @@ class LexicalIndex:
             chunk = chunks[i]
             ids: list[int] = []
             ids += _ids(chunk.title, vocab, shared) * TITLE_REPEAT
-            if extra_texts is not None:
+            if resources is not None:  # only for the rows analyzed (a resource's text repeats)
+                ids += _ids(_field_text(resources.get(chunk.resource_id)), vocab, shared)
+            elif extra_texts is not None:
                 ids += _ids(extra_texts[i], vocab, shared)
             ids += [vocab.setdefault(t, len(vocab)) for t in analyze(chunk.text)]
             counts = Counter(ids)
@@ -226,20 +226,23 @@ class LexicalIndex:
         rows_m.sort_indices()
         cols = rows_m.tocsc()
         cols.sort_indices()
-        doc_len = np.asarray(rows_m.sum(axis=1), dtype=np.float64).ravel()
+        # Per row, then per posting, in float32 (the scores are float32 anyway): the length
+        # normalization k1 (1 - b + b dl / avgdl), then tf / (tf + norm), then × idf.
+        total = np.concatenate(([0], np.cumsum(rows_m.data, dtype=np.int64)))
+        doc_len = (total[rows_m.indptr[1:]] - total[rows_m.indptr[:-1]]).astype(np.float64)
         avgdl = float(doc_len.mean()) or 1.0
+        row_norm = (k1 * ((1.0 - b) + b * doc_len / avgdl)).astype(np.float32)
         df = np.diff(cols.indptr)
-        idf = np.log1p((n - df + 0.5) / (df + 0.5))
-        tf = cols.data.astype(np.float64)
-        norm = k1 * ((1.0 - b) + b * doc_len[cols.indices] / avgdl)
-        term_of = np.repeat(np.arange(len(vocab)), df)
-        weights = (idf[term_of] * tf / (tf + norm)).astype(np.float32)
+        idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
+        tf = cols.data.astype(np.float32)
+        weights = tf / (tf + row_norm[cols.indices])
+        weights *= np.repeat(idf, df)
         arrays = {
-            "row_indptr": rows_m.indptr.astype(np.int64),
-            "row_terms": rows_m.indices.astype(np.int32),
-            "row_counts": rows_m.data.astype(np.int32),
-            "post_indptr": cols.indptr.astype(np.int64),
-            "post_rows": cols.indices.astype(np.int32),
+            "row_indptr": np.asarray(rows_m.indptr, dtype=np.int64),
+            "row_terms": np.asarray(rows_m.indices, dtype=np.int32),
+            "row_counts": np.asarray(rows_m.data, dtype=np.int32),
+            "post_indptr": np.asarray(cols.indptr, dtype=np.int64),
+            "post_rows": np.asarray(cols.indices, dtype=np.int32),
             "post_weights": weights,
         }
         return cls(vocab, arrays, n)

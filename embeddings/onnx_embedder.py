@@ -21,7 +21,6 @@ checksums when a modification time changed) and the export recipe.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -39,6 +38,7 @@ import numpy as np
 
 from corpus.errors import ModelLoadError
 from embeddings.base import Embedder
+from embeddings.e5_rebuild import sha256_file
 from embeddings.sentence_embedder import E5_DOCUMENT_PREFIX, E5_QUERY_PREFIX, is_e5_model
 
 log = logging.getLogger(__name__)
@@ -66,17 +66,9 @@ INT8_RECIPE: dict[str, Any] = {
 # ---------------------------------------------------------------------- files and marker
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _file_record(path: Path) -> dict[str, Any]:
     stat = path.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": _sha256(path)}
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256_file(path)}
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -102,7 +94,7 @@ def _records_problem(base: Path, records: dict[str, Any], what: str) -> str | No
         stat = path.stat()
         if stat.st_size != meta.get("size"):
             return f"{what} {rel} changed size"
-        if stat.st_mtime_ns != meta.get("mtime_ns") and _sha256(path) != meta.get("sha256"):
+        if stat.st_mtime_ns != meta.get("mtime_ns") and sha256_file(path) != meta.get("sha256"):
             return f"{what} {rel} changed content"
     return None
 
@@ -266,14 +258,27 @@ def _quantize(fp32: Path, out: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        str(fp32),
-        str(out),
-        weight_type=QuantType.QInt8,
-        # The fused contrib ops defeat shape inference; their outputs are float.
-        extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        **INT8_RECIPE,
-    )
+    class _NoPreprocessAdvice(logging.Filter):
+        """onnxruntime advises «pre-processing» on the root logger: not for this graph, which
+        the transformer optimizer already fused (and staff would read it on first start)."""
+
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "pre-processing before quantization" not in record.getMessage()
+
+    advice = _NoPreprocessAdvice()
+    root = logging.getLogger()
+    root.addFilter(advice)
+    try:
+        quantize_dynamic(
+            str(fp32),
+            str(out),
+            weight_type=QuantType.QInt8,
+            # The fused contrib ops defeat shape inference; their outputs are float.
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            **INT8_RECIPE,
+        )
+    finally:
+        root.removeFilter(advice)
 
 
 def export_onnx(model_dir: Path, target: Path) -> None:
@@ -450,13 +455,7 @@ class OnnxEmbedder(Embedder):
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         ids = self._encode(texts)
-        too_long = [len(row) for row in ids if len(row) > self.max_tokens]
-        if too_long:
-            log.warning(
-                "%d of %d texts exceed the %d-token limit of %s (longest %d tokens) and were "
-                "truncated; split long texts into smaller chunks to embed all of them",
-                len(too_long), len(texts), self.max_tokens, self.name, max(too_long),
-            )  # fmt: skip
+        if self.warn_truncated([len(row) for row in ids]):
             # As the tokenizer's own truncation does: keep the head, then the closing token.
             ids = [row if len(row) <= self.max_tokens else _truncate(row, self.max_tokens)
                    for row in ids]  # fmt: skip

@@ -79,14 +79,7 @@ class SentenceTransformerEmbedder(Embedder):
         texts = [str(t) for t in texts]
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        lengths = self._token_lengths(texts)
-        too_long = [n for n in lengths if n > self.max_tokens]
-        if too_long:
-            log.warning(
-                "%d of %d texts exceed the %d-token limit of %s (longest %d tokens) and were "
-                "truncated; split long texts into smaller chunks to embed all of them",
-                len(too_long), len(texts), self.max_tokens, self.name, max(too_long),
-            )  # fmt: skip
+        self.warn_truncated(self._token_lengths(texts))
         vectors = self._model.encode(
             texts,
             batch_size=self.batch_size,

@@ -84,3 +84,15 @@ def real_assistant(real_data_dir: Path) -> Assistant:
     assistant = Assistant(Settings.from_env(data_dir=real_data_dir))
     assistant.ensure_index()
     return assistant
+
+
+@pytest.fixture(scope="session")
+def offline_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """No hub and an empty Hugging Face cache for the whole session (the tests of the model
+    rebuild and of its ONNX export check that nothing lands in it)."""
+    hf_home = tmp_path_factory.mktemp("hf-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HOME", str(hf_home))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("TRANSFORMERS_OFFLINE", "1")
+        yield hf_home

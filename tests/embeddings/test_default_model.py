@@ -40,17 +40,6 @@ MIN_COSINE = 0.999
 
 
 @pytest.fixture(scope="session")
-def offline_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """No hub and an empty Hugging Face cache for the whole session."""
-    hf_home = tmp_path_factory.mktemp("hf-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HOME", str(hf_home))
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("TRANSFORMERS_OFFLINE", "1")
-        yield hf_home
-
-
-@pytest.fixture(scope="session")
 def model_cache(offline_env: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     cache = tmp_path_factory.mktemp("e5-cache")
     ensure_default_model(cache)

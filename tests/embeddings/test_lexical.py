@@ -331,3 +331,15 @@ def test_empty_index_finds_nothing_and_round_trips(tmp_path: Path) -> None:
     index.save(tmp_path / "lex")
     loaded = LexicalIndex.load(tmp_path / "lex")
     assert loaded.search("tiers-lieux", 5) == [] and len(loaded) == 3
+
+
+def test_rows_without_any_term_score_nothing_and_count_in_the_average(
+    chunks: list[Chunk],
+) -> None:
+    """Stopword-only rows (first and last) are rows of length 0: they change N and the
+    average length like in bm25s, and are never returned."""
+    empty = _chunk("vide", "le la les et")
+    index = LexicalIndex.build([empty, *chunks, empty])
+    assert len(index) == len(chunks) + 2
+    found = index.search("SCIC", 10)
+    assert found and all(0 < row <= len(chunks) for row, _ in found)

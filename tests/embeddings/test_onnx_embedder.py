@@ -42,20 +42,7 @@ LONG_TEXT = " ".join(f"mot{i % 97} économie sociale" for i in range(1700))  # >
 
 
 @pytest.fixture(scope="session")
-def onnx_offline_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """No hub and an empty Hugging Face cache for the whole session."""
-    hf_home = tmp_path_factory.mktemp("onnx-hf-home")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HOME", str(hf_home))
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        mp.setenv("TRANSFORMERS_OFFLINE", "1")
-        yield hf_home
-
-
-@pytest.fixture(scope="session")
-def onnx_model_cache(
-    onnx_offline_env: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
+def onnx_model_cache(offline_env: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     cache = tmp_path_factory.mktemp("onnx-e5-cache")
     yield cache
     shutil.rmtree(cache, ignore_errors=True)
