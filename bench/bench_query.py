@@ -134,9 +134,9 @@ def dense_bench(
 
 
 @contextlib.contextmanager
-def background_build(work: Path) -> Iterator[None]:
-    """A separate process embedding documents on every core, as `ess-assistant build` does
-    while the server answers (the machine's load rises to about 3 on 2 cores)."""
+def background_build(work: Path, processes: int = 1) -> Iterator[None]:
+    """`processes` separate processes embedding documents on every core, as `ess-assistant
+    build` does while the server answers (one: load ≈ 2 on 2 cores; two: ≈ 3)."""
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "from pathlib import Path; from embeddings.loading import load_embedder;"
@@ -145,22 +145,21 @@ def background_build(work: Path) -> Iterator[None]:
         " for i in range(32)]\n"
         "while True: e.embed_documents(texts)"
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            code,
-            str(Path(__file__).resolve().parent.parent),
-            str(work / "cache"),
-        ],
-        env={**os.environ, "OMP_NUM_THREADS": "2"},
-    )
+    root = str(Path(__file__).resolve().parent.parent)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, root, str(work / "cache")],
+            env={**os.environ, "OMP_NUM_THREADS": "2"},
+        )
+        for _ in range(processes)
+    ]
     try:
-        time.sleep(20)  # the model loads and the load average climbs
+        time.sleep(60)  # the model loads and the 1-minute load average catches up
         yield
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=30)
 
 
 def embed_latency(embedders: dict, qs: Sequence[str]) -> list[tuple[str, float, float, float]]:
@@ -248,7 +247,7 @@ def run_size(
     qs: list[str],
     embedders: dict,
     work: Path,
-    under_load: bool = False,
+    under_load: int = 0,
 ) -> list[tuple[int, str, float, float, float]]:
     """Build, save and load an index of `size` chunks; time dense choices and queries, per
     precision; (size, precision, ask p95 ms, on disk MB, RSS MB) rows."""
@@ -311,7 +310,7 @@ def run_size(
     gc.collect()
 
     summary = []
-    load = background_build(work) if under_load else contextlib.nullcontext()
+    load = background_build(work, under_load) if under_load else contextlib.nullcontext()
     with load:
         for precision, embedder in embedders.items():
             settings = Settings(data_dir=work / f"query-{size}" / precision, precision=precision)
@@ -363,8 +362,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="fp32,int8", help="precisions to compare")
     parser.add_argument(
         "--background-build",
-        action="store_true",
-        help="measure while another process embeds documents on every core",
+        type=int,
+        nargs="?",
+        const=1,
+        default=0,
+        help="measure while N other processes (default 1) embed documents on every core",
     )
     parser.add_argument(
         "--dense-only",
@@ -413,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(load average {load_average()}):")  # fmt: skip
     print_table(["what", "p50 ms", "p95 ms", "mean ms"], embed_latency(embedders, qs))
     if args.background_build:
-        with background_build(args.work_dir):
+        with background_build(args.work_dir, args.background_build):
             print(
                 f"\nthe same while a build runs in another process (load average {load_average()}):"
             )

@@ -278,3 +278,23 @@ def test_truncated_model_file_is_detected(model_dir: Path, onnx_dir: Path) -> No
             OnnxEmbedder(onnx_dir, name=DEFAULT_MODEL_NAME, precision="int8")
     finally:
         os.replace(backup, int8_file)
+
+
+@pytest.mark.slow
+def test_questions_run_on_their_own_session(
+    onnx_dir: Path, fp32: OnnxEmbedder, texts: list[str]
+) -> None:
+    """`query_threads` (the server's 1 thread per question) gives the same vectors; the
+    document session (every core, for builds) is only created when documents come."""
+    served = OnnxEmbedder(
+        onnx_dir, name=DEFAULT_MODEL_NAME, precision="fp32", threads=2, query_threads=1
+    )
+    assert served._doc_session is None
+    np.testing.assert_allclose(
+        served.embed_queries(texts[:5]), fp32.embed_queries(texts[:5]), atol=1e-5
+    )
+    assert served._doc_session is None
+    np.testing.assert_allclose(
+        served.embed_documents(texts[:3]), fp32.embed_documents(texts[:3]), atol=1e-5
+    )
+    assert served._doc_session is not None and served._doc_session is not served._query_session
