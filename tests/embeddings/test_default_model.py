@@ -326,8 +326,8 @@ def test_a_ready_model_is_checked_without_hashing_its_weights(
     import embeddings.e5_rebuild as rebuild
 
     calls: list[Path] = []
-    real = rebuild._sha256
-    monkeypatch.setattr(rebuild, "_sha256", lambda p: calls.append(p) or real(p))
+    real = rebuild.sha256_file
+    monkeypatch.setattr(rebuild, "sha256_file", lambda p: calls.append(p) or real(p))
     target = default_model_dir(model_cache)
     assert check_model_dir(target) is None and calls == []
     assert check_model_dir(target, deep=True) is None and len(calls) > 3
