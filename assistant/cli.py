@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -210,8 +211,19 @@ def _format_answer(answer: Answer) -> str:
     return "\n".join(lines)
 
 
+def lower_priority(increment: int) -> None:
+    """Run this process at a lower CPU priority (`nice`): builds and syncs are batch work, and
+    a chat on the same cores answers first (where the system allows it)."""
+    if increment and hasattr(os, "nice"):
+        try:
+            os.nice(increment)
+        except OSError as exc:  # not permitted here: run at the normal priority
+            log.debug("could not lower the priority: %s", exc)
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     assistant = Assistant(_settings(args))
+    lower_priority(assistant.settings.build_nice)
     progress = _TqdmProgress()
     try:
         report = assistant.build(full=args.full, progress=progress, allow_removals=args.allow_empty)
@@ -450,6 +462,7 @@ def cmd_gaps(args: argparse.Namespace) -> int:
 
 def cmd_sync(args: argparse.Namespace) -> int:
     assistant = Assistant(_settings(args))
+    lower_priority(assistant.settings.build_nice)
     progress = _TqdmProgress()
     try:
         report = assistant.sync(

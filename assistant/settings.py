@@ -34,6 +34,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "ESS_ASSISTANT_HOST": ("host", str),
     "ESS_ASSISTANT_PORT": ("port", int),
     "ESS_ASSISTANT_SERVE_THREADS": ("serve_threads", int),
+    "ESS_ASSISTANT_BUILD_NICE": ("build_nice", int),
     "ESS_ASSISTANT_ADMIN_PASSWORD": ("admin_password", str),
     "ESS_ASSISTANT_MAX_UPLOAD_MB": ("max_upload_mb", float),
     "ESS_ASSISTANT_CALIBRATION": ("calibration", Path),
@@ -77,6 +78,9 @@ class Settings:
     # threads of one question while serving: one question per thread is robust when several
     # users or a rebuild share the 2 cores (bench/RESULTS.md: 7× faster than 2 threads under load)
     serve_threads: int = 1
+    # CPU priority of `build` and `sync` (the `nice` increment, 0–19): a rebuild is batch work
+    # and yields the cores to a chat answering on the same machine (bench/RESULTS.md)
+    build_nice: int = 10
     calibration: Path | None = None  # None: <index dir>/calibration.json, else the default
     stale_years: int = 5  # a cited source older than this carries a notice
     log_days: int = 365  # questions kept in the log (then purged)
@@ -103,6 +107,8 @@ class Settings:
             raise ConfigurationError(
                 f"precision must be fp32 or int8 (ESS_ASSISTANT_PRECISION), not {self.precision!r}"
             )
+        if not 0 <= self.build_nice <= 19:
+            raise ConfigurationError("build_nice must be between 0 and 19")
         if self.serve_threads < 1:
             raise ConfigurationError("serve_threads must be at least 1")
         if self.sync_delay < 0 or self.sync_concurrency < 1:

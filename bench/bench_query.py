@@ -134,12 +134,15 @@ def dense_bench(
 
 
 @contextlib.contextmanager
-def background_build(work: Path, processes: int = 1) -> Iterator[None]:
+def background_build(work: Path, processes: int = 1, nice: bool = True) -> Iterator[None]:
     """`processes` separate processes embedding documents on every core, as `ess-assistant
-    build` does while the server answers (one: load ≈ 2 on 2 cores; two: ≈ 3)."""
+    build` does while the server answers (one: load ≈ 2 on 2 cores; two: ≈ 3 to 4), at the
+    priority `build` takes (`ESS_ASSISTANT_BUILD_NICE`), or the normal one (`nice=False`)."""
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "from pathlib import Path; from embeddings.loading import load_embedder;"
+        "from assistant.cli import lower_priority; from assistant.settings import Settings;"
+        "lower_priority(Settings.from_env().build_nice if sys.argv[3] == 'nice' else 0);"
         "e = load_embedder(None, cache_dir=Path(sys.argv[2]), precision='fp32');"
         "texts = ['passage de document numéro %d sur les coopératives et les territoires ' % i * 12"
         " for i in range(32)]\n"
@@ -148,7 +151,7 @@ def background_build(work: Path, processes: int = 1) -> Iterator[None]:
     root = str(Path(__file__).resolve().parent.parent)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code, root, str(work / "cache")],
+            [sys.executable, "-c", code, root, str(work / "cache"), "nice" if nice else "-"],
             env={**os.environ, "OMP_NUM_THREADS": "2"},
         )
         for _ in range(processes)
@@ -248,6 +251,7 @@ def run_size(
     embedders: dict,
     work: Path,
     under_load: int = 0,
+    same_priority: bool = False,
 ) -> list[tuple[int, str, float, float, float]]:
     """Build, save and load an index of `size` chunks; time dense choices and queries, per
     precision; (size, precision, ask p95 ms, on disk MB, RSS MB) rows."""
@@ -310,7 +314,11 @@ def run_size(
     gc.collect()
 
     summary = []
-    load = background_build(work, under_load) if under_load else contextlib.nullcontext()
+    load = (
+        background_build(work, under_load, nice=not same_priority)
+        if under_load
+        else contextlib.nullcontext()
+    )
     with load:
         for precision, embedder in embedders.items():
             settings = Settings(data_dir=work / f"query-{size}" / precision, precision=precision)
@@ -369,6 +377,11 @@ def main(argv: list[str] | None = None) -> int:
         help="measure while N other processes (default 1) embed documents on every core",
     )
     parser.add_argument(
+        "--same-priority",
+        action="store_true",
+        help="the background builds keep the normal CPU priority (`build` lowers its own)",
+    )
+    parser.add_argument(
         "--dense-only",
         action="store_true",
         help="only exact vs the store's index on generated vectors at each size (no index)",
@@ -415,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(load average {load_average()}):")  # fmt: skip
     print_table(["what", "p50 ms", "p95 ms", "mean ms"], embed_latency(embedders, qs))
     if args.background_build:
-        with background_build(args.work_dir, args.background_build):
+        with background_build(args.work_dir, args.background_build, not args.same_priority):
             print(
                 f"\nthe same while a build runs in another process (load average {load_average()}):"
             )
@@ -438,7 +451,16 @@ def main(argv: list[str] | None = None) -> int:
     summary = [
         row
         for size in sizes
-        for row in run_size(size, real, qvecs, qs, embedders, args.work_dir, args.background_build)
+        for row in run_size(
+            size,
+            real,
+            qvecs,
+            qs,
+            embedders,
+            args.work_dir,
+            args.background_build,
+            args.same_priority,
+        )
     ]
     print("\n## summary" + (" (a build runs in another process)" if args.background_build else ""))
     print_table(["chunks", "precision", "ask p95 ms", "on disk MB", "RSS MB"], summary)

@@ -277,3 +277,21 @@ def test_an_index_path_that_is_a_file_is_a_clean_error(
     target.write_text("x", encoding="utf-8")
     assert main(["build", "--index", str(target)]) == 3
     assert "impossible d'écrire l'index" in capsys.readouterr().err
+
+
+def test_build_and_sync_run_at_a_lower_cpu_priority(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuild is batch work: it lowers its own priority (ESS_ASSISTANT_BUILD_NICE, 10 by
+    default; 0 keeps the normal one) so a chat on the same cores answers first."""
+    import os
+
+    calls: list[int] = []
+    monkeypatch.setattr(os, "nice", lambda n: calls.append(n) or n)
+    assert main(["build"]) == 0
+    assert calls == [10]
+    monkeypatch.setenv("ESS_ASSISTANT_BUILD_NICE", "0")
+    assert main(["build"]) == 0
+    assert calls == [10]
+    monkeypatch.setenv("ESS_ASSISTANT_BUILD_NICE", "25")
+    assert main(["build"]) != 0  # out of range: a configuration error, nothing built
