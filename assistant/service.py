@@ -41,7 +41,7 @@ from embeddings.store import ResourceIndex, current_version
 
 log = logging.getLogger(__name__)
 
-CORPUS_CACHE = "corpus-cache.json"  # parsed corpus files, next to the index versions
+CORPUS_CACHE = "corpus-cache"  # parsed corpus files (JSON shards), next to the index versions
 NOT_TEXT = "La question doit être un texte."
 EMPTY_QUESTION = (
     "Veuillez saisir une question, par exemple : « Comment financer l'ESS en milieu rural ? »"

@@ -228,30 +228,31 @@ def _build_locked(
     lap("chunking")
     new_vectors = _embed_chunks(embedder, to_embed, progress)
     lap("vectors")
-    kept_vectors = (
-        previous.vectors[np.asarray(kept_rows, dtype=np.int64)]
-        if previous is not None and kept_rows
-        else np.zeros((0, embedder.dimension), dtype=np.float32)
-    )
     # Keep the chunks grouped in corpus order, so the index layout does not depend on history.
     order = {rid: i for i, rid in enumerate(new_by_id)}
     all_chunks = kept_chunks + to_embed
-    all_vectors = np.concatenate([kept_vectors, new_vectors]) if all_chunks else kept_vectors
-    perm = sorted(
-        range(len(all_chunks)),
-        key=lambda i: (order[all_chunks[i].resource_id], all_chunks[i].position),
+    perm = np.lexsort(
+        (
+            np.fromiter((c.position for c in all_chunks), np.int64, len(all_chunks)),
+            np.fromiter((order[c.resource_id] for c in all_chunks), np.int64, len(all_chunks)),
+        )
     )
-    chunks = [all_chunks[i] for i in perm]
-    vectors = np.ascontiguousarray(all_vectors[perm], dtype=np.float32) if perm else all_vectors
+    chunks = [all_chunks[i] for i in perm.tolist()]
+    # old_of[row]: the previous row of a kept chunk, -1 for a new one; the vectors are put in
+    # place in one pass (no intermediate copies of a base's vectors).
+    kept = perm < len(kept_rows)
+    old_of = np.full(len(chunks), -1, dtype=np.int64)
+    old_of[kept] = np.asarray(kept_rows, dtype=np.int64)[perm[kept]]
+    vectors = np.empty((len(chunks), embedder.dimension), dtype=np.float32)
+    if previous is not None and kept.any():
+        vectors[kept] = previous.vectors[old_of[kept]]
+    vectors[~kept] = new_vectors[perm[~kept] - len(kept_rows)]
+    lap("arrange")
 
     if progress:
         progress(0, 1, "Index lexical")
     # Rows of unchanged resources keep their term counts (the costly analysis is not redone)
     # and their inverted list (no new assignment to the centroids).
-    old_of = np.full(len(chunks), -1, dtype=np.int64)
-    for new_row, i in enumerate(perm):
-        if i < len(kept_rows):
-            old_of[new_row] = kept_rows[i]
     lexical = LexicalIndex.build(
         chunks,
         resources=new_by_id,

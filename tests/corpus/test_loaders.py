@@ -165,7 +165,7 @@ def test_parse_cache_skips_unchanged_files_and_sees_every_change(
 
     from corpus import loaders
 
-    corpus, cache = tmp_path / "corpus", tmp_path / "index" / "corpus-cache.json"
+    corpus, cache = tmp_path / "corpus", tmp_path / "index" / "corpus-cache"
     shutil.copytree(bundled_corpus_dir(), corpus)
     write(corpus / "broken.md", "---\ntitle: [non fermé\n---\ncorps")
     parsed: list[str] = []
@@ -178,7 +178,8 @@ def test_parse_cache_skips_unchanged_files_and_sees_every_change(
     monkeypatch.setattr(loaders, "load_file", counting)
     first = load_corpus(corpus, cache=cache)
     assert len(parsed) == 10 and len(first.resources) == 9 and len(first.errors) == 1
-    assert cache.is_file()
+    shards = {p.name: p.stat().st_mtime_ns for p in cache.glob("shard-*.json")}
+    assert shards
 
     parsed.clear()
     second = load_corpus(corpus, cache=cache)
@@ -195,6 +196,15 @@ def test_parse_cache_skips_unchanged_files_and_sees_every_change(
     third = load_corpus(corpus, cache=cache)
     assert sorted(parsed) == sorted(["broken.md", edited.name, "nouvelle.txt"])
     assert third.resources == load_corpus(corpus).resources  # same as without a cache
+    from corpus.loaders import _shard
+
+    touched = {
+        f"shard-{_shard(str(p)):02d}.json" for p in (edited, deleted, corpus / "nouvelle.txt")
+    }
+    rewritten = {
+        p.name for p in cache.glob("shard-*.json") if shards.get(p.name) != p.stat().st_mtime_ns
+    }
+    assert rewritten == touched  # only the shards of the changed files are written again
     assert all(r.source_path != str(deleted) for r in third.resources)
 
     # A change of the loaders' code drops every cached parse; a corrupt cache is ignored.
@@ -202,7 +212,8 @@ def test_parse_cache_skips_unchanged_files_and_sees_every_change(
     parsed.clear()
     load_corpus(corpus, cache=cache)
     assert len(parsed) == 10
-    cache.write_text("{not json", encoding="utf-8")
+    for shard in cache.glob("shard-*.json"):
+        shard.write_text("{not json", encoding="utf-8")
     parsed.clear()
     assert load_corpus(corpus, cache=cache).resources == third.resources
     assert len(parsed) == 10
