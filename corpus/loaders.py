@@ -13,6 +13,7 @@ update of the loaders. Files in error are never cached, so they are reported on 
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ import os
 import sys
 import uuid
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -161,6 +163,21 @@ def corpus_files(folder: Path) -> list[Path]:
     return [folder.joinpath(*relative) for relative in found]
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a bulk load or a build: they create
+    hundreds of thousands of acyclic objects, and the collector's full passes over them cost
+    ~40 % of reading a 33 000-file base or loading a 100 000-chunk index (bench_rebuild.py).
+    Reference counting still frees everything; the collector resumes afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def load_corpus(folder: Path, *, cache: Path | None = None) -> CorpusLoad:
     """Load every supported file below `folder`; a bad file is reported, the others load.
 
@@ -168,7 +185,11 @@ def load_corpus(folder: Path, *, cache: Path | None = None) -> CorpusLoad:
     `CorpusNotFoundError` when `folder` is not a directory. With `cache` (a folder of JSON
     shards, created if needed), files unchanged since the last call are not parsed again.
     """
-    folder = Path(folder)
+    with paused_gc():
+        return _load_corpus(Path(folder), cache)
+
+
+def _load_corpus(folder: Path, cache: Path | None) -> CorpusLoad:
     parsed = _ParseCache(cache, folder)
     resources: list[Resource] = []
     errors: list[FileError] = []

@@ -25,7 +25,7 @@ from corpus.errors import (
     IndexNotFoundError,
     IndexNotWritableError,
 )
-from corpus.loaders import FileError
+from corpus.loaders import FileError, paused_gc
 from corpus.models import Chunk, Resource
 from embeddings.base import Embedder
 from embeddings.lexical import LexicalIndex, Reuse
@@ -175,133 +175,141 @@ def _build_locked(
         timings.append((stage, now - clock[0]))
         clock[0] = now
 
-    previous, reason = (
-        (None, "reconstruction complète demandée (--full)")
-        if full
-        else _previous(index_dir, embedder, chunking, {r.id: r for r in resources})
-    )
-    if reason:
-        log.info("full build: %s", reason)
-    lap("previous index")
-    old_hashes = previous.manifest.resources if previous else {}
-    new_by_id = {r.id: r for r in resources}
-
-    added = tuple(rid for rid in new_by_id if rid not in old_hashes)
-    changed = tuple(
-        rid
-        for rid in new_by_id
-        if rid in old_hashes and old_hashes[rid] != new_by_id[rid].content_hash
-    )
-    removed = tuple(rid for rid in old_hashes if rid not in new_by_id)
-    if not allow_removals and old_hashes and (not new_by_id or len(removed) * 2 > len(old_hashes)):
-        raise BuildRefusedError(
-            f"cette reconstruction retirerait {len(removed)} des {len(old_hashes)} ressources de "
-            f"l'index ({len(errors)} fichier(s) en erreur, {len(new_by_id)} lisible(s)) : "
-            "vérifiez le dossier du corpus ; pour retirer ces ressources quand même, relancez "
-            "avec `--allow-empty` (ou cochez « Autoriser » dans l'Espace équipe)"
+    # The cyclic collector is paused around the bulk steps (see `paused_gc`), not while
+    # the model embeds (hours for a large base, with the chat running in the same process).
+    with paused_gc():
+        previous, reason = (
+            (None, "reconstruction complète demandée (--full)")
+            if full
+            else _previous(index_dir, embedder, chunking, {r.id: r for r in resources})
         )
-    unchanged = tuple(
-        rid
-        for rid in new_by_id
-        if rid in old_hashes and old_hashes[rid] == new_by_id[rid].content_hash
-    )
+        if reason:
+            log.info("full build: %s", reason)
+        lap("previous index")
+        old_hashes = previous.manifest.resources if previous else {}
+        new_by_id = {r.id: r for r in resources}
 
-    # Reuse chunks and vectors of unchanged resources; chunk and embed the others.
-    kept_chunks: list[Chunk] = []
-    kept_rows: list[int] = []
-    if previous is not None:
-        for rid in unchanged:
-            rows = previous.rows_of(rid)
-            kept_rows.extend(rows)
-            kept_chunks.extend(previous.chunks[r] for r in rows)
-    to_embed: list[Chunk] = []
-    for rid in (*added, *changed):
-        to_embed.extend(
-            split_resource(
-                new_by_id[rid],
-                settings=chunking,
-                count_tokens=embedder.count_tokens,
-                max_tokens=embedder.max_tokens - 8,  # room for the "passage: " prefix
+        added = tuple(rid for rid in new_by_id if rid not in old_hashes)
+        changed = tuple(
+            rid
+            for rid in new_by_id
+            if rid in old_hashes and old_hashes[rid] != new_by_id[rid].content_hash
+        )
+        removed = tuple(rid for rid in old_hashes if rid not in new_by_id)
+        if (
+            not allow_removals
+            and old_hashes
+            and (not new_by_id or len(removed) * 2 > len(old_hashes))
+        ):
+            raise BuildRefusedError(
+                f"cette reconstruction retirerait {len(removed)} des {len(old_hashes)} ressources de "
+                f"l'index ({len(errors)} fichier(s) en erreur, {len(new_by_id)} lisible(s)) : "
+                "vérifiez le dossier du corpus ; pour retirer ces ressources quand même, relancez "
+                "avec `--allow-empty` (ou cochez « Autoriser » dans l'Espace équipe)"
+            )
+        unchanged = tuple(
+            rid
+            for rid in new_by_id
+            if rid in old_hashes and old_hashes[rid] == new_by_id[rid].content_hash
+        )
+
+        # Reuse chunks and vectors of unchanged resources; chunk and embed the others.
+        kept_chunks: list[Chunk] = []
+        kept_rows: list[int] = []
+        if previous is not None:
+            for rid in unchanged:
+                rows = previous.rows_of(rid)
+                kept_rows.extend(rows)
+                kept_chunks.extend(previous.chunks[r] for r in rows)
+        to_embed: list[Chunk] = []
+        for rid in (*added, *changed):
+            to_embed.extend(
+                split_resource(
+                    new_by_id[rid],
+                    settings=chunking,
+                    count_tokens=embedder.count_tokens,
+                    max_tokens=embedder.max_tokens - 8,  # room for the "passage: " prefix
+                )
+            )
+
+        lap("chunking")
+    new_vectors = _embed_chunks(embedder, to_embed, progress)
+    with paused_gc():
+        lap("vectors")
+        # Keep the chunks grouped in corpus order, so the index layout does not depend on history.
+        order = {rid: i for i, rid in enumerate(new_by_id)}
+        all_chunks = kept_chunks + to_embed
+        perm = np.lexsort(
+            (
+                np.fromiter((c.position for c in all_chunks), np.int64, len(all_chunks)),
+                np.fromiter((order[c.resource_id] for c in all_chunks), np.int64, len(all_chunks)),
             )
         )
+        chunks = [all_chunks[i] for i in perm.tolist()]
+        # old_of[row]: the previous row of a kept chunk, -1 for a new one; the vectors are put in
+        # place in one pass (no intermediate copies of a base's vectors).
+        kept = perm < len(kept_rows)
+        old_of = np.full(len(chunks), -1, dtype=np.int64)
+        old_of[kept] = np.asarray(kept_rows, dtype=np.int64)[perm[kept]]
+        vectors = np.empty((len(chunks), embedder.dimension), dtype=np.float32)
+        if previous is not None and kept.any():
+            vectors[kept] = previous.vectors[old_of[kept]]
+        vectors[~kept] = new_vectors[perm[~kept] - len(kept_rows)]
+        lap("arrange")
 
-    lap("chunking")
-    new_vectors = _embed_chunks(embedder, to_embed, progress)
-    lap("vectors")
-    # Keep the chunks grouped in corpus order, so the index layout does not depend on history.
-    order = {rid: i for i, rid in enumerate(new_by_id)}
-    all_chunks = kept_chunks + to_embed
-    perm = np.lexsort(
-        (
-            np.fromiter((c.position for c in all_chunks), np.int64, len(all_chunks)),
-            np.fromiter((order[c.resource_id] for c in all_chunks), np.int64, len(all_chunks)),
+        if progress:
+            progress(0, 1, "Index lexical")
+        # Rows of unchanged resources keep their term counts (the costly analysis is not redone)
+        # and their inverted list (no new assignment to the centroids).
+        lexical = LexicalIndex.build(
+            chunks,
+            resources=new_by_id,
+            reuse=Reuse(previous.lexical, old_of) if previous is not None and kept_rows else None,
         )
-    )
-    chunks = [all_chunks[i] for i in perm.tolist()]
-    # old_of[row]: the previous row of a kept chunk, -1 for a new one; the vectors are put in
-    # place in one pass (no intermediate copies of a base's vectors).
-    kept = perm < len(kept_rows)
-    old_of = np.full(len(chunks), -1, dtype=np.int64)
-    old_of[kept] = np.asarray(kept_rows, dtype=np.int64)[perm[kept]]
-    vectors = np.empty((len(chunks), embedder.dimension), dtype=np.float32)
-    if previous is not None and kept.any():
-        vectors[kept] = previous.vectors[old_of[kept]]
-    vectors[~kept] = new_vectors[perm[~kept] - len(kept_rows)]
-    lap("arrange")
-
-    if progress:
-        progress(0, 1, "Index lexical")
-    # Rows of unchanged resources keep their term counts (the costly analysis is not redone)
-    # and their inverted list (no new assignment to the centroids).
-    lexical = LexicalIndex.build(
-        chunks,
-        resources=new_by_id,
-        reuse=Reuse(previous.lexical, old_of) if previous is not None and kept_rows else None,
-    )
-    lap("lexical")
-    faiss_index = make_faiss_index(
-        vectors, DenseReuse(previous.faiss_index, old_of) if previous is not None else None
-    )
-    lap("dense")
-    index = ResourceIndex(
-        manifest=Manifest(
-            model=embedder.name,
-            dimension=embedder.dimension,
-            chunking=chunking.as_dict(),
-            resources={rid: r.content_hash for rid, r in new_by_id.items()},
-            chunk_count=len(chunks),
-            index_type=index_type_name(faiss_index),
-            precision=embedder.precision,
+        lap("lexical")
+        faiss_index = make_faiss_index(
+            vectors, DenseReuse(previous.faiss_index, old_of) if previous is not None else None
+        )
+        lap("dense")
+        index = ResourceIndex(
+            manifest=Manifest(
+                model=embedder.name,
+                dimension=embedder.dimension,
+                chunking=chunking.as_dict(),
+                resources={rid: r.content_hash for rid, r in new_by_id.items()},
+                chunk_count=len(chunks),
+                index_type=index_type_name(faiss_index),
+                precision=embedder.precision,
+                errors=tuple(errors),
+            ),
+            resources=dict(new_by_id),
+            chunks=chunks,
+            vectors=vectors,
+            lexical=lexical,
+            faiss_index=faiss_index,
+        )
+        if progress:
+            progress(0, 1, "Enregistrement")
+        version = index.save(index_dir)
+        lap("save")
+        if progress:
+            progress(1, 1, "Terminé")
+        report = BuildReport(
+            added=added,
+            changed=changed,
+            removed=removed,
+            unchanged=unchanged,
             errors=tuple(errors),
-        ),
-        resources=dict(new_by_id),
-        chunks=chunks,
-        vectors=vectors,
-        lexical=lexical,
-        faiss_index=faiss_index,
-    )
-    if progress:
-        progress(0, 1, "Enregistrement")
-    version = index.save(index_dir)
-    lap("save")
-    if progress:
-        progress(1, 1, "Terminé")
-    report = BuildReport(
-        added=added,
-        changed=changed,
-        removed=removed,
-        unchanged=unchanged,
-        errors=tuple(errors),
-        full=previous is None,
-        reason=reason,
-        chunks_embedded=len(to_embed),
-        total_chunks=len(chunks),
-        seconds=time.perf_counter() - started,
-        version=version,
-        timings=tuple(timings),
-    )
-    log.info("build done: %s (%d chunks embedded)", report.summary_line(), len(to_embed))
-    return report
+            full=previous is None,
+            reason=reason,
+            chunks_embedded=len(to_embed),
+            total_chunks=len(chunks),
+            seconds=time.perf_counter() - started,
+            version=version,
+            timings=tuple(timings),
+        )
+        log.info("build done: %s (%d chunks embedded)", report.summary_line(), len(to_embed))
+        return report
 
 
 def _embed_chunks(

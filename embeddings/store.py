@@ -41,7 +41,7 @@ import faiss
 import numpy as np
 
 from corpus.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
-from corpus.loaders import FileError
+from corpus.loaders import FileError, paused_gc
 from corpus.models import Chunk, Resource, resource_from_dict, resource_to_dict
 from embeddings.french import analyze
 from embeddings.lexical import AnalyzerChangedError, LexicalIndex
@@ -359,6 +359,27 @@ class ResourceIndex:
         lexical index made by another analyzer version and leaves it empty. `known` (the
         builder's freshly read resources) are taken as they are for the ids whose content
         hash the manifest records, instead of decoding them from the version."""
+        with paused_gc():  # 105 000 chunk objects: 1.2 s → 0.5 s at 100 k chunks
+            return cls._load_current(
+                index_dir,
+                model=model,
+                dimension=dimension,
+                stale_lexical_ok=stale_lexical_ok,
+                known=known,
+                precision=precision,
+            )
+
+    @classmethod
+    def _load_current(
+        cls,
+        index_dir: Path,
+        *,
+        model: str | None,
+        dimension: int | None,
+        stale_lexical_ok: bool,
+        known: Mapping[str, Resource] | None,
+        precision: str | None,
+    ) -> ResourceIndex:
         for _ in range(3):
             name = current_version(index_dir)
             try:

@@ -217,3 +217,18 @@ def test_parse_cache_skips_unchanged_files_and_sees_every_change(
     parsed.clear()
     assert load_corpus(corpus, cache=cache).resources == third.resources
     assert len(parsed) == 10
+
+
+def test_the_collector_is_paused_only_for_the_bulk_step() -> None:
+    import gc
+
+    from corpus.loaders import paused_gc
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), paused_gc():
+        assert not gc.isenabled()
+        with paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner pause does not resume it early
+        raise RuntimeError("a failing build")
+    assert gc.isenabled()
