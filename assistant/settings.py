@@ -147,7 +147,7 @@ class Settings:
     @property
     def index_precision(self) -> str:
         """The precision of the vectors: the setting for the default model, fp32 for another
-        model (run by sentence-transformers); `embeddings.loading.precision_for`."""
+        model (run by sentence-transformers, see `embeddings.loading.load_embedder`)."""
         return self.precision if self.model == DEFAULT_MODEL else "fp32"
 
     @property

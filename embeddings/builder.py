@@ -175,19 +175,19 @@ def _build_locked(
         timings.append((stage, now - clock[0]))
         clock[0] = now
 
+    new_by_id = {r.id: r for r in resources}
     # The cyclic collector is paused around the bulk steps (see `paused_gc`), not while
     # the model embeds (hours for a large base, with the chat running in the same process).
     with paused_gc():
         previous, reason = (
             (None, "reconstruction complète demandée (--full)")
             if full
-            else _previous(index_dir, embedder, chunking, {r.id: r for r in resources})
+            else _previous(index_dir, embedder, chunking, new_by_id)
         )
         if reason:
             log.info("full build: %s", reason)
         lap("previous index")
         old_hashes = previous.manifest.resources if previous else {}
-        new_by_id = {r.id: r for r in resources}
 
         added = tuple(rid for rid in new_by_id if rid not in old_hashes)
         changed = tuple(

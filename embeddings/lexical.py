@@ -147,7 +147,7 @@ class LexicalIndex:
         vocab: dict[str, int] = {}
         shared: dict[str, list[int]] = {}  # titles and summaries repeat across chunks
         new_rows = np.flatnonzero(old_rows < 0)
-        new_lengths = np.zeros(n, dtype=np.int64)
+        lengths = np.zeros(n, dtype=np.int64)  # distinct terms of each row
         new_terms: list[np.ndarray] = []
         new_counts: list[np.ndarray] = []
         for i in new_rows.tolist():
@@ -162,17 +162,12 @@ class LexicalIndex:
             counts = Counter(ids)
             new_terms.append(np.fromiter(counts.keys(), dtype=np.int64, count=len(counts)))
             new_counts.append(np.fromiter(counts.values(), dtype=np.int32, count=len(counts)))
-            new_lengths[i] = len(counts)
+            lengths[i] = len(counts)
         # One vocabulary for both sources: the union, sorted.
-        words = list(vocab)
-        if previous is not None:
-            words = sorted(set(words).union(previous.vocab))
-        else:
-            words.sort()
+        words = sorted(vocab.keys() | set(previous.vocab) if previous is not None else vocab)
         position = {t: i for i, t in enumerate(words)}
         own_map = np.fromiter((position[t] for t in vocab), dtype=np.int64, count=len(vocab))
 
-        lengths = new_lengths
         kept = np.flatnonzero(old_rows >= 0)
         if previous is not None and len(kept):
             pa = previous._arrays

@@ -11,13 +11,7 @@ from embeddings.onnx_embedder import PRECISIONS, OnnxEmbedder, ensure_onnx_model
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_MODEL_NAME", "PRECISIONS", "load_embedder", "precision_for"]
-
-
-def precision_for(name_or_path: str | None, precision: str) -> str:
-    """The precision an index built with this model has: the setting for the default model
-    (run by ONNX Runtime), fp32 for any other (run by sentence-transformers)."""
-    return precision if (name_or_path or DEFAULT_MODEL_NAME) == DEFAULT_MODEL_NAME else "fp32"
+__all__ = ["DEFAULT_MODEL_NAME", "PRECISIONS", "load_embedder"]
 
 
 def load_embedder(
