@@ -46,8 +46,11 @@ log = logging.getLogger(__name__)
 
 # The signals that keep their meaning when the base grows (`assistant.models.Signals`); the raw
 # `dense` and `lexical` scores drift with the base's size and are left out (see the ablation).
+# `sentence` is a raw cosine too, but over a bounded set (the sentences of the top passages),
+# not the best of the whole base.
 FEATURES = (
     "dense_rel",
+    "sentence",
     "coverage",
     "resource_coverage",
     "key_terms",

@@ -145,6 +145,7 @@ class Signals:
 
     dense: float = 0.0  # best cosine of the question with a passage
     dense_rel: float = 0.0  # best cosine − cosine of the question with the base's mean vector
+    sentence: float = 0.0  # best cosine of the question with one sentence of the top passages
     coverage: float = 0.0  # best share of the question's weighted terms found in one top passage
     resource_coverage: float = 0.0  # the same share in the whole best resource
     key_terms: float = 0.0  # share of the question's two weightiest terms in that passage

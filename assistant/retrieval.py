@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 METHODS = ("lexical", "dense", "hybrid")
 RANK_DEPTH = 10  # resources ranked per question (evaluation, the closest resources shown)
 COVERAGE_HITS = 3  # passages whose coverage of the question is measured
+SENTENCE_HITS = 2  # best passages of each of those resources whose sentences are compared
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,10 @@ def _signals(
     coverage = max(coverage, 0.0)
     key_share = sum(1 for t in key if t in present) / (len(key) or 1)
     missing = max((w for t, w in weights.items() if t not in present), default=0.0) / top_weight
+    sentence = 0.0
+    if vector is not None and index.sentences is not None:
+        rows = (h.row for group in ranked[:COVERAGE_HITS] for h in group.hits[:SENTENCE_HITS])
+        sentence = index.sentences.best_similarity(rows, vector)
     resource_coverage = 0.0
     if ranked:
         whole = index.resource_terms(ranked[0].resource.id)
@@ -238,6 +243,7 @@ def _signals(
     return Signals(
         dense=top_dense,
         dense_rel=top_dense - background,
+        sentence=sentence,
         coverage=coverage,
         resource_coverage=resource_coverage,
         key_terms=key_share,

@@ -1,7 +1,8 @@
 """Building and incrementally updating a `ResourceIndex` from loaded resources.
 
-Only new or changed resources (by content hash) are chunked and embedded again; the vectors
-of unchanged resources are reused; a change of model or chunking settings forces a full
+Only new or changed resources (by content hash) are chunked and embedded again (their passages
+and each passage's sentences, `embeddings.sentences`); the vectors of unchanged resources are
+reused; a change of model or chunking settings forces a full
 rebuild. One build at a time per index directory (file lock).
 """
 
@@ -29,6 +30,7 @@ from corpus.loaders import FileError, paused_gc
 from corpus.models import Chunk, Resource
 from embeddings.base import Embedder
 from embeddings.lexical import LexicalIndex, Reuse
+from embeddings.sentences import SentenceVectors
 from embeddings.store import (
     DenseReuse,
     Manifest,
@@ -56,6 +58,7 @@ class BuildReport:
     full: bool = False
     reason: str = ""
     chunks_embedded: int = 0
+    sentences_embedded: int = 0
     total_chunks: int = 0
     seconds: float = 0.0
     version: str = ""
@@ -255,7 +258,25 @@ def _build_locked(
         if previous is not None and kept.any():
             vectors[kept] = previous.vectors[old_of[kept]]
         vectors[~kept] = new_vectors[perm[~kept] - len(kept_rows)]
+        # Sentence vectors: those of kept chunks are copied, unless the previous version has
+        # none (an index of format 2): then every chunk's sentences are embedded once.
+        has_sentences = previous is not None and previous.sentences is not None
+        fresh_rows = np.flatnonzero(~kept) if has_sentences else np.arange(len(chunks))
         lap("arrange")
+    fresh = SentenceVectors.embed(
+        [chunks[r].text for r in fresh_rows.tolist()],
+        lambda texts: _embed_texts(embedder, texts, progress, "Vecteurs des phrases"),
+        embedder.dimension,
+    )
+    with paused_gc():
+        sentences = SentenceVectors.arrange(
+            embedder.dimension,
+            old_of,
+            previous.sentences if previous is not None else None,
+            fresh,
+            fresh_rows,
+        )
+        lap("sentences")
 
         if progress:
             progress(0, 1, "Index lexical")
@@ -287,6 +308,7 @@ def _build_locked(
             vectors=vectors,
             lexical=lexical,
             faiss_index=faiss_index,
+            sentences=sentences,
         )
         if progress:
             progress(0, 1, "Enregistrement")
@@ -303,6 +325,7 @@ def _build_locked(
             full=previous is None,
             reason=reason,
             chunks_embedded=len(to_embed),
+            sentences_embedded=len(fresh),
             total_chunks=len(chunks),
             seconds=time.perf_counter() - started,
             version=version,
@@ -315,19 +338,27 @@ def _build_locked(
 def _embed_chunks(
     embedder: Embedder, chunks: Sequence[Chunk], progress: ProgressCallback | None
 ) -> np.ndarray:
-    """Vectors of `chunks`, in their order. Batches are cut from the chunks sorted by length,
-    so that each batch pads to similar lengths (sentence-transformers' own `encode` does the
-    same within one call); the vectors are put back in chunk order."""
-    if not chunks:
+    """Vectors of `chunks`, in their order (see `_embed_texts`)."""
+    return _embed_texts(
+        embedder, [c.embedding_text() for c in chunks], progress, "Calcul des vecteurs"
+    )
+
+
+def _embed_texts(
+    embedder: Embedder, texts: Sequence[str], progress: ProgressCallback | None, label: str
+) -> np.ndarray:
+    """Document vectors of `texts`, in their order. Batches are cut from the texts sorted by
+    length, so that each batch pads to similar lengths (sentence-transformers' own `encode`
+    does the same within one call); the vectors are put back in text order."""
+    if not texts:
         return np.zeros((0, embedder.dimension), dtype=np.float32)
-    texts = [c.embedding_text() for c in chunks]
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     out = np.empty((len(texts), embedder.dimension), dtype=np.float32)
     for start in range(0, len(order), EMBED_BATCH):
         if progress:
-            progress(start, len(texts), "Calcul des vecteurs")
+            progress(start, len(texts), label)
         batch = order[start : start + EMBED_BATCH]
         out[batch] = embedder.embed_documents([texts[i] for i in batch])
     if progress:
-        progress(len(texts), len(texts), "Calcul des vecteurs")
+        progress(len(texts), len(texts), label)
     return out

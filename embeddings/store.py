@@ -7,14 +7,16 @@ Layout of an index directory::
       CURRENT                 name of the active version (replaced atomically)
       build.lock              held by a running build
       versions/<name>/        one complete, immutable index version
-        manifest.json  vectors.npy  chunks.npy  resources.jsonl  lexical/
+        manifest.json  vectors.npy  chunks.npy  resources.jsonl  lexical/  sentences/
         ivf-centroids.npy  ivf-lists.npy   (inverted file, above EXACT_SEARCH_MAX chunks)
 
 Chunks are stored as (resource, position, start, end) rows: their text is the slice of the
 resource body and their title the resource title (`chunk-extras.jsonl` keeps the rare chunk
 that is not). The dense index is rebuilt at load from the vectors (exact search: a copy; the
 inverted file: its centroids and each row's list, no new assignment), so nothing is written
-twice. A version of another format is refused with the rebuild hint.
+twice. `sentences/` holds the vectors of each passage's sentences (`embeddings.sentences`).
+A version of another format is refused with the rebuild hint, except that a build reuses a
+format-2 version (no sentence vectors): it keeps its passage vectors and embeds the sentences.
 
 A save writes a new version next to the current one and only then switches `CURRENT`; a
 reader therefore always sees a complete version, and a build killed at any moment leaves the
@@ -45,10 +47,12 @@ from corpus.loaders import FileError, paused_gc
 from corpus.models import Chunk, Resource, resource_from_dict, resource_to_dict
 from embeddings.french import analyze
 from embeddings.lexical import AnalyzerChangedError, LexicalIndex
+from embeddings.sentences import SentenceVectors
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+UPGRADABLE_FORMATS = (2,)  # read by the builder only, which adds what they lack
 # Index type by size (bench/RESULTS.md): exact search up to EXACT_SEARCH_MAX chunks (~40 ms
 # p95 at 100 k), an inverted file above. The inverted file's trained centroids are reused by
 # incremental builds (one edit of a 100 k-chunk base re-adds the vectors to the same lists in
@@ -223,8 +227,12 @@ class ResourceIndex:
         lexical: LexicalIndex,
         faiss_index: faiss.Index | None = None,
         version: str = "",
+        sentences: SentenceVectors | None = None,
     ) -> None:
-        if len(chunks) != len(vectors):
+        if len(chunks) != len(vectors) or (
+            sentences is not None
+            and (sentences.passages != len(chunks) or sentences.dimension != vectors.shape[1])
+        ):
             raise IndexCorruptError(
                 f"index incohérent : {len(chunks)} passages pour {len(vectors)} vecteurs ; {REBUILD_HINT}"
             )
@@ -240,6 +248,7 @@ class ResourceIndex:
                 f"{len(self.chunks)} passages) ; {REBUILD_HINT}"
             )
         self.version = version
+        self.sentences = sentences
         self._terms: dict[str, frozenset[str]] = {}
         self._rows_by_resource: dict[str, list[int]] = {}
         for row, chunk in enumerate(self.chunks):
@@ -328,6 +337,8 @@ class ResourceIndex:
             _save_chunks(self.chunks, self.resources, tmp)
             _write_jsonl(tmp / "resources.jsonl", map(resource_to_dict, self.resources.values()))
             self.lexical.save(tmp / "lexical")
+            if self.sentences is not None:
+                self.sentences.save(tmp / "sentences")
             manifest = replace(self.manifest, files=_describe_files(tmp))
             (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
             self.manifest = manifest
@@ -356,7 +367,8 @@ class ResourceIndex:
         """Load the current version; raise a clear error if it is missing, corrupt or mismatched.
 
         `stale_lexical_ok` (the builder, which rebuilds the lexical index anyway) accepts a
-        lexical index made by another analyzer version and leaves it empty. `known` (the
+        lexical index made by another analyzer version and leaves it empty, and a version of an
+        upgradable format (`UPGRADABLE_FORMATS`: the builder adds the sentence vectors). `known` (the
         builder's freshly read resources) are taken as they are for the ids whose content
         hash the manifest records, instead of decoding them from the version."""
         with paused_gc():  # 105 000 chunk objects: 1.2 s → 0.5 s at 100 k chunks
@@ -422,10 +434,17 @@ class ResourceIndex:
             raise _not_found(index_dir)
         folder = index_dir / "versions" / name
         manifest = _manifest_at(folder)
-        if manifest.format_version != FORMAT_VERSION:
+        if manifest.format_version != FORMAT_VERSION and not (
+            stale_ok and manifest.format_version in UPGRADABLE_FORMATS
+        ):
+            hint = (
+                "lancez `ess-assistant build` pour le mettre à jour"
+                if manifest.format_version in UPGRADABLE_FORMATS
+                else REBUILD_HINT
+            )
             raise IndexCorruptError(
                 f"l'index {folder} est au format {manifest.format_version}, cette version de "
-                f"l'assistant lit le format {FORMAT_VERSION} ; {REBUILD_HINT}"
+                f"l'assistant lit le format {FORMAT_VERSION} ; {hint}"
             )
         _check_files(folder, manifest)
         if model is not None and manifest.model != model:
@@ -449,6 +468,11 @@ class ResourceIndex:
             resources = _load_resources(folder, manifest, known or {})
             chunks = _load_chunks(folder, resources)
             faiss_index = _load_dense(folder, vectors)
+            sentences = (
+                SentenceVectors.load(folder / "sentences")
+                if (folder / "sentences").is_dir()
+                else None
+            )
             try:
                 lexical = LexicalIndex.load(folder / "lexical")
             except AnalyzerChangedError:
@@ -465,6 +489,10 @@ class ResourceIndex:
             or len(chunks) != manifest.chunk_count
             or set(resources) != set(manifest.resources)
             or any(c.resource_id not in resources for c in chunks)
+            or (
+                sentences is not None
+                and (sentences.passages != len(chunks) or sentences.dimension != vectors.shape[1])
+            )
         ):
             raise IndexCorruptError(
                 f"l'index {folder} ne correspond pas à son manifeste ; {REBUILD_HINT}"
@@ -477,6 +505,7 @@ class ResourceIndex:
             lexical=lexical,
             faiss_index=faiss_index,
             version=name,
+            sentences=sentences,
         )
 
 

@@ -4,10 +4,10 @@ signals a little, so each precision is fitted on its own vectors).
 
 It is `ess-assistant calibrate` on two bases at once, so that the fitted rules hold across
 base sizes: the bundled corpus (9 resources) with the tuning part of
-`tests/data/sets/bundled.jsonl` and the earlier sets `tests/data/eval_questions.jsonl` and
-`eval_heldout.jsonl` (extra tuning data), and the grown base `tests/data/grown_base/`
-(169 resources) with the tuning part of `tests/data/sets/grown.jsonl`. The sealed parts are
-never read.
+`tests/data/sets/bundled.jsonl`, the training questions `training-bundled.jsonl` and the
+earlier sets `tests/data/eval_questions.jsonl` and `eval_heldout.jsonl`, and the grown base
+`tests/data/grown_base/` (169 resources) with the tuning part of `tests/data/sets/grown.jsonl`
+and `training-grown.jsonl`. The sealed parts are never read.
 
     .venv/bin/python scripts/calibrate_default.py [--data-dir DIR] [--output PATH]
 
@@ -60,10 +60,14 @@ def main() -> int:
     grown = assistant_for(DATA / "grown_base", args.data_dir, "grown")
     bundled_questions = [
         *select(load_questions(DATA / "sets" / "bundled.jsonl"), split="tuning"),
+        *load_questions(DATA / "sets" / "training-bundled.jsonl"),
         *load_questions(DATA / "eval_questions.jsonl"),
         *load_questions(DATA / "eval_heldout.jsonl"),
     ]
-    grown_questions = select(load_questions(DATA / "sets" / "grown.jsonl"), split="tuning")
+    grown_questions = [
+        *select(load_questions(DATA / "sets" / "grown.jsonl"), split="tuning"),
+        *load_questions(DATA / "sets" / "training-grown.jsonl"),
+    ]
     calibration = calibrate(
         [("bundled", bundled, bundled_questions), ("grown", grown, grown_questions)]
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,7 +80,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
             if judged is None:
                 missing.append(q.id)
                 continue
-            oos = {"oos_near": "near", "oos_far": "far"}.get(q.style, "")
+            oos = q.out_of_scope or {"oos_near": "near", "oos_far": "far"}.get(q.style, "")
             merged.append(
                 EvalQuestion(
                     id=q.id,
@@ -98,7 +99,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
             f"{len(missing)} questions sans jugement : {', '.join(missing[:10])}…", file=sys.stderr
         )
         return 1
-    merged = assign_splits(merged, seed=SEED)
+    if args.training:  # fitting data only: never sealed
+        merged = [replace(q, split="tuning") for q in merged]
+    else:
+        merged = assign_splits(merged, seed=SEED)
     write_questions(args.out, merged)
     sealed = sum(q.split == "sealed" for q in merged)
     print(f"{len(merged)} questions ({sealed} scellées) → {args.out}")
@@ -118,6 +122,9 @@ def main() -> int:
     m.add_argument("writers", type=Path, nargs="+")
     m.add_argument("--base", choices=["bundled", "grown"], required=True)
     m.add_argument("--out", type=Path, required=True)
+    m.add_argument(
+        "--training", action="store_true", help="training questions: all in the tuning part"
+    )
     args = parser.parse_args()
     return {"pool": cmd_pool, "merge": cmd_merge}[args.command](args)
 

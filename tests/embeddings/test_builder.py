@@ -15,6 +15,7 @@ from corpus.chunking import ChunkingSettings, split_resource
 from corpus.errors import BuildLockedError
 from corpus.loaders import load_corpus, load_file
 from embeddings.builder import build_index, lock_for
+from embeddings.sentences import passage_sentences
 from embeddings.store import ResourceIndex
 from tests.fakes import FakeEmbedder
 
@@ -45,8 +46,10 @@ def test_edit_add_delete_rebuilds_only_what_changed(
     fake_assistant: Assistant, fake_embedder: FakeEmbedder, tmp_path: Path
 ) -> None:
     corpus = fake_assistant.corpus_dir
-    first_total = len(fake_assistant.index())
-    assert len(fake_embedder.embedded) == first_total  # the first build embedded everything
+    first = fake_assistant.index()
+    assert first.sentences is not None and first.sentences.passages == len(first)
+    # The first build embedded everything: each passage, then each passage's sentences.
+    assert len(fake_embedder.embedded) == len(first) + len(first.sentences)
 
     edited = corpus / EDITED
     edited.write_text(
@@ -69,11 +72,17 @@ def test_edit_add_delete_rebuilds_only_what_changed(
     expected = _chunks_of(edited, fake_assistant.settings, fake_embedder) + _chunks_of(
         corpus / "marche-zorglubettes.txt", fake_assistant.settings, fake_embedder
     )
-    assert len(embedded) == report.chunks_embedded == expected
+    assert report.chunks_embedded == expected
+    assert len(embedded) == report.chunks_embedded + report.sentences_embedded
+    passages, sentences = embedded[:expected], embedded[expected:]
     assert all(
         text.startswith(("Mode d'emploi ESS & ruralités", "Le marché des zorglubettes"))
-        for text in embedded
+        for text in passages
     )
+    new_texts = [
+        c.text for c in fake_assistant.index().chunks if c.resource_id in report.added + report.changed
+    ]  # embedded sorted by length, in batches
+    assert sorted(sentences) == sorted(s for text in new_texts for s in passage_sentences(text))
 
     # The running assistant picks up the new version by itself.
     index = fake_assistant.index()
@@ -108,6 +117,11 @@ def test_edit_add_delete_rebuilds_only_what_changed(
     for name, array in rebuilt.lexical._arrays.items():
         assert np.array_equal(array, index.lexical._arrays[name]), name
     np.testing.assert_array_equal(rebuilt.vectors, index.vectors)
+    assert rebuilt.sentences is not None and index.sentences is not None
+    for name in ("offsets", "codes", "scales"):
+        np.testing.assert_array_equal(
+            getattr(rebuilt.sentences, name), getattr(index.sentences, name)
+        )
 
 
 def test_no_change_embeds_nothing(fake_assistant: Assistant, fake_embedder: FakeEmbedder) -> None:
@@ -124,7 +138,9 @@ def test_full_rebuild_reembeds_everything(
     before = len(fake_embedder.embedded)
     report = fake_assistant.build(full=True)
     assert report.full and "--full" in report.reason
-    assert len(fake_embedder.embedded) - before == total == report.chunks_embedded
+    assert total == report.chunks_embedded
+    assert len(fake_embedder.embedded) - before == total + report.sentences_embedded
+    assert report.sentences_embedded == len(fake_assistant.index().sentences or ())
     assert report.summary_line() == "added 9, changed 0, removed 0, unchanged 0, errors 0"
 
 
@@ -136,7 +152,8 @@ def test_chunk_size_change_forces_a_full_rebuild_with_a_reason(
     report = fake_assistant.build()
     assert report.full
     assert "découpage" in report.reason and "reconstruction complète" in report.reason
-    assert len(fake_embedder.embedded) - before == report.total_chunks == report.chunks_embedded
+    assert report.total_chunks == report.chunks_embedded
+    assert len(fake_embedder.embedded) - before == report.total_chunks + report.sentences_embedded
     assert fake_assistant.index().manifest.chunking["size"] == 400
 
 
@@ -271,7 +288,7 @@ def test_a_precision_change_rebuilds_everything_and_a_mismatch_is_refused_at_loa
     before = len(fake_embedder.embedded)
     report = fake_assistant.build()
     assert report.full and "précision" in report.reason
-    assert len(fake_embedder.embedded) - before == report.total_chunks
+    assert len(fake_embedder.embedded) - before == report.total_chunks + report.sentences_embedded
     assert fake_assistant.index().manifest.precision == "int8"
     with pytest.raises(ModelMismatchError, match=r"précision int8.*ess-assistant build"):
         ResourceIndex.load(fake_assistant.index_dir, precision="fp32")
