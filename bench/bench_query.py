@@ -32,6 +32,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from common import (
@@ -46,6 +47,9 @@ from common import (
     setup_offline,
     synthetic_chunks,
 )
+
+if TYPE_CHECKING:
+    from embeddings.sentences import SentenceVectors
 
 K = 10
 
@@ -246,10 +250,10 @@ def time_stages(assistant, qs: Sequence[str]) -> dict[str, list[float]]:
 SENTENCES_PER_CHUNK = 7  # the bundled and grown bases average 6–7 sentences per passage
 
 
-def synthetic_sentences(vectors: np.ndarray):  # noqa: ANN201
+def synthetic_sentences(vectors: np.ndarray) -> SentenceVectors:
     """Sentence vectors for synthetic passages: each passage's vector plus noise, quantized
     as the builder stores them (only their number and layout matter for timing)."""
-    from embeddings.sentences import SentenceVectors, quantize
+    from embeddings.sentences import quantize
 
     rng = np.random.default_rng(1)
     n, dim = vectors.shape
@@ -260,7 +264,8 @@ def synthetic_sentences(vectors: np.ndarray):  # noqa: ANN201
         block = np.repeat(vectors[start : start + 10_000], per, axis=0)
         block = block + rng.normal(0, 0.03, block.shape).astype(np.float32)
         block /= np.linalg.norm(block, axis=1, keepdims=True)
-        codes[start * per : start * per + len(block)], scales[start * per : start * per + len(block)] = quantize(block)
+        rows = slice(start * per, start * per + len(block))
+        codes[rows], scales[rows] = quantize(block)
     offsets = np.arange(0, n * per + 1, per, dtype=np.int64)
     return SentenceVectors(offsets, codes, scales)
 

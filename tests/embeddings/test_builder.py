@@ -80,7 +80,9 @@ def test_edit_add_delete_rebuilds_only_what_changed(
         for text in passages
     )
     new_texts = [
-        c.text for c in fake_assistant.index().chunks if c.resource_id in report.added + report.changed
+        c.text
+        for c in fake_assistant.index().chunks
+        if c.resource_id in report.added + report.changed
     ]  # embedded sorted by length, in batches
     assert sorted(sentences) == sorted(s for text in new_texts for s in passage_sentences(text))
 
