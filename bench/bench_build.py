@@ -6,10 +6,12 @@ limit, on the same chunks, in one run.
    chunking, embedding (batches of 32), BM25, FAISS, atomic save; stage split from the
    build's progress callback; once with `ESS_ASSISTANT_PRECISION=fp32`, once with int8.
 2. Raw `model.encode(["passage: " + chunk text …], batch_size=32)` (torch) on the chunks of
-   that build. Runs alternate (A B C C B A in full mode) so load changes hit all alike.
+   that build, then on their sentences (the build embeds both: `embeddings/sentences.py`).
+   Runs alternate (A B C C B A in full mode) so load changes hit all alike.
 3. The ceiling: the fp32 matmul rate measured with torch (2048×2048, 2 threads) and the
    model's FLOPs per chunk (12 layers, hidden 384, ff 1536; 2·params_per_token·tokens +
-   attention 4·layers·tokens²·hidden) give the chunks/s the machine could reach at best.
+   attention 4·layers·tokens²·hidden), summed over the passages and their sentences, give the
+   chunks/s the machine could reach at best.
 
     python bench/bench_build.py [--quick] [--resources N] [--work-dir DIR]
 """
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from embeddings.e5_rebuild import ensure_default_model
     from embeddings.loading import DEFAULT_MODEL_NAME, load_embedder
     from embeddings.sentence_embedder import SentenceTransformerEmbedder
+    from embeddings.sentences import passage_sentences
     from embeddings.store import ResourceIndex
 
     torch.set_num_threads(2)
@@ -95,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, list[float]] = {"fp32": [], "int8": [], "raw": []}
     stages: dict[str, float] = {}
     texts: list[str] = []
+    sentences: list[str] = []
     load_start = load_average()
     rates = [matmul_gflops()]  # measured between rounds too: the machine's load changes
     for name in rounds:
@@ -119,19 +123,23 @@ def main(argv: list[str] | None = None) -> int:
             if not texts:
                 index = ResourceIndex.load(index_dir)
                 texts = [embedder.document_prefix + c.embedding_text() for c in index.chunks]
+                sentences = [embedder.document_prefix + s for c in index.chunks
+                             for s in passage_sentences(c.text)]  # fmt: skip
                 del index
         else:  # one call: sentence-transformers sorts all texts by length
             t0 = time.perf_counter()
-            model.encode(texts, batch_size=32, convert_to_numpy=True, show_progress_bar=False)
+            for batch in (texts, sentences):
+                model.encode(batch, batch_size=32, convert_to_numpy=True, show_progress_bar=False)
             times["raw"].append(time.perf_counter() - t0)
         rates.append(matmul_gflops())
     load_end = load_average()
 
     n = len(texts)
-    tokens = [
-        len(ids) for ids in model.tokenizer(texts, truncation=True, max_length=512)["input_ids"]
-    ]
-    flops = sum(chunk_flops(t) for t in tokens)
+    tokens, sentence_tokens = (
+        [len(ids) for ids in model.tokenizer(batch, truncation=True, max_length=512)["input_ids"]]
+        for batch in (texts, sentences)
+    )
+    flops = sum(chunk_flops(t) for t in tokens) + sum(chunk_flops(t) for t in sentence_tokens)
     gflops = max(rates)
     ceiling = n / (flops / (gflops * 1e9))
     rate = {name: n / (sum(t) / len(t)) for name, t in times.items()}
@@ -139,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     print(machine_line())
     print(f"load average at start {load_start}, at end {load_end}; RSS {rss_mb():.0f} MB")
     print(f"{count} resources → {n} chunks ({report.total_chunks} in the index), "
-          f"{sum(tokens) / n:.0f} tokens per chunk on average (prefix included), "
-          f"{flops / n / 1e9:.2f} GFLOP per chunk; rounds: {' '.join(rounds)}")  # fmt: skip
+          f"{sum(tokens) / n:.0f} tokens per chunk on average (prefix included) and "
+          f"{len(sentences) / n:.1f} sentences of {sum(sentence_tokens) / len(sentences):.0f} "
+          f"tokens; {flops / n / 1e9:.2f} GFLOP per chunk with its sentences; "
+          f"rounds: {' '.join(rounds)}")  # fmt: skip
     print(f"fp32 matmul rate before/between rounds: {', '.join(f'{r:.0f}' for r in rates)} GFLOP/s "
           f"(ceiling uses the best)")  # fmt: skip
     print()

@@ -253,7 +253,7 @@ SENTENCES_PER_CHUNK = 7  # the bundled and grown bases average 6–7 sentences p
 def synthetic_sentences(vectors: np.ndarray) -> SentenceVectors:
     """Sentence vectors for synthetic passages: each passage's vector plus noise, quantized
     as the builder stores them (only their number and layout matter for timing)."""
-    from embeddings.sentences import quantize
+    from embeddings.sentences import SentenceVectors, quantize
 
     rng = np.random.default_rng(1)
     n, dim = vectors.shape
