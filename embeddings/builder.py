@@ -270,7 +270,6 @@ def _build_locked(
     )
     with paused_gc():
         sentences = SentenceVectors.arrange(
-            embedder.dimension,
             old_of,
             previous.sentences if previous is not None else None,
             fresh,
@@ -312,7 +311,9 @@ def _build_locked(
         )
         if progress:
             progress(0, 1, "Enregistrement")
-        version = index.save(index_dir)
+        # A full build writes every sentence shard again (int8 vectors depend a little on
+        # their batch: a --full build is the reference); an incremental one links unchanged ones.
+        version = index.save(index_dir, link_unchanged=previous is not None)
         lap("save")
         if progress:
             progress(1, 1, "Terminé")

@@ -231,7 +231,7 @@ class ResourceIndex:
     ) -> None:
         if len(chunks) != len(vectors) or (
             sentences is not None
-            and (sentences.passages != len(chunks) or sentences.dimension != vectors.shape[1])
+            and not _sentences_fit(sentences, len(chunks), vectors)
         ):
             raise IndexCorruptError(
                 f"index incohérent : {len(chunks)} passages pour {len(vectors)} vecteurs ; {REBUILD_HINT}"
@@ -323,8 +323,11 @@ class ResourceIndex:
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, index_dir: Path) -> str:
-        """Write this index as a new version of `index_dir` and make it current; returns its name."""
+    def save(self, index_dir: Path, *, link_unchanged: bool = True) -> str:
+        """Write this index as a new version of `index_dir` and make it current; returns its
+        name. With `link_unchanged`, the sentence-vector shards that the current version
+        already holds for the same resources are linked, not written again."""
+        previous = current_version(index_dir) if link_unchanged else None
         versions = index_dir / "versions"
         versions.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -338,7 +341,18 @@ class ResourceIndex:
             _write_jsonl(tmp / "resources.jsonl", map(resource_to_dict, self.resources.values()))
             self.lexical.save(tmp / "lexical")
             if self.sentences is not None:
-                self.sentences.save(tmp / "sentences")
+                self.sentences.save(
+                    tmp / "sentences",
+                    resource_ids=[c.resource_id for c in self.chunks],
+                    content=self.manifest.resources,
+                    context={
+                        "model": self.manifest.model,
+                        "precision": self.manifest.precision,
+                        "dimension": self.manifest.dimension,
+                        "chunking": self.manifest.chunking,
+                    },
+                    link_from=versions / previous / "sentences" if previous else None,
+                )
             manifest = replace(self.manifest, files=_describe_files(tmp))
             (tmp / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
             self.manifest = manifest
@@ -491,7 +505,7 @@ class ResourceIndex:
             or any(c.resource_id not in resources for c in chunks)
             or (
                 sentences is not None
-                and (sentences.passages != len(chunks) or sentences.dimension != vectors.shape[1])
+                and not _sentences_fit(sentences, len(chunks), vectors)
             )
         ):
             raise IndexCorruptError(
@@ -609,6 +623,12 @@ def _load_dense(folder: Path, vectors: np.ndarray) -> faiss.Index:
             index.add(data)
     configure_search(index)
     return index
+
+
+def _sentences_fit(sentences: SentenceVectors, passages: int, vectors: np.ndarray) -> bool:
+    return sentences.passages == passages and (
+        len(sentences.codes) == 0 or sentences.dimension == vectors.shape[1]
+    )
 
 
 def citable(resource: Resource) -> bool:

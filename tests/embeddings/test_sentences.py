@@ -28,6 +28,17 @@ def _unit(rng: np.random.Generator, n: int, dim: int = 16) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+CONTEXT = {"model": "m", "precision": "fp32"}
+
+
+def _same(a: SentenceVectors, b: SentenceVectors) -> None:
+    """Same sentence vectors for every passage, whatever the layout of `codes`."""
+    every = np.arange(a.passages)
+    np.testing.assert_array_equal(a.counts, b.counts)
+    np.testing.assert_array_equal(a.codes[a.rows(every)], b.codes[b.rows(every)])
+    np.testing.assert_array_equal(a.scales[a.rows(every)], b.scales[b.rows(every)])
+
+
 def test_passage_sentences_drop_short_pieces_and_keep_short_passages_whole() -> None:
     text = "Titre\nLe réseau accompagne les collectivités rurales. Il publie des guides pratiques."
     assert passage_sentences(text) == [
@@ -78,7 +89,7 @@ def test_arrange_matches_a_layout_made_from_scratch() -> None:
     old_of = old_of[order]
     fresh_rows = np.flatnonzero(old_of < 0)
     fresh = SentenceVectors.from_vectors(new_vectors, new_counts)
-    arranged = SentenceVectors.arrange(16, old_of, previous, fresh, fresh_rows)
+    arranged = SentenceVectors.arrange(old_of, previous, fresh, fresh_rows)
 
     expected: list[np.ndarray] = []
     fresh_starts = np.concatenate([[0], np.cumsum(new_counts)])
@@ -89,37 +100,61 @@ def test_arrange_matches_a_layout_made_from_scratch() -> None:
             k = int(np.flatnonzero(fresh_rows == row)[0])
             expected.append(new_vectors[fresh_starts[k] : fresh_starts[k + 1]])
     scratch = SentenceVectors.from_vectors(np.concatenate(expected), [len(e) for e in expected])
-    for name in ("offsets", "codes", "scales"):
-        np.testing.assert_array_equal(getattr(arranged, name), getattr(scratch, name))
+    _same(arranged, scratch)
 
 
 def test_arrange_refuses_rows_it_cannot_fill() -> None:
     rng = np.random.default_rng(3)
     fresh = SentenceVectors.from_vectors(_unit(rng, 2), [2])
     with pytest.raises(ValueError, match="without sentence vectors"):
-        SentenceVectors.arrange(16, np.array([-1, 0]), None, fresh, np.array([0]))
+        SentenceVectors.arrange(np.array([-1, 0]), None, fresh, np.array([0]))
     with pytest.raises(ValueError, match="do not match"):
-        SentenceVectors.arrange(16, np.array([-1, -1]), None, fresh, np.array([0, 1]))
+        SentenceVectors.arrange(np.array([-1, -1]), None, fresh, np.array([0, 1]))
 
 
-def test_save_load_round_trip_and_inconsistent_arrays(tmp_path: Path) -> None:
+def test_save_load_round_trip_in_shards_and_inconsistent_files(tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
-    sv = SentenceVectors.from_vectors(_unit(rng, 7), [3, 4])
-    sv.save(tmp_path / "s")
+    ids = [f"ressource-{i // 3}" for i in range(60)]  # 20 resources of 3 passages
+    counts = rng.integers(0, 6, size=60)
+    sv = SentenceVectors.from_vectors(_unit(rng, int(counts.sum())), counts.tolist())
+    content = dict.fromkeys(ids, "h1")
+    sv.save(tmp_path / "s", resource_ids=ids, content=content, context=CONTEXT)
+    assert len(list((tmp_path / "s").glob("*.codes.npy"))) > 5  # spread over shards
     loaded = SentenceVectors.load(tmp_path / "s")
-    np.testing.assert_array_equal(loaded.codes, sv.codes)
-    assert loaded.passages == 2 and len(loaded) == 7
-    np.save(tmp_path / "s" / "offsets.npy", np.array([0, 3, 9], dtype=np.int64))
-    with pytest.raises(ValueError, match="do not match"):
+    _same(loaded, sv)
+    assert loaded.passages == 60 and len(loaded) == int(counts.sum())
+    np.save(tmp_path / "s" / "counts.npy", (counts + 1).astype(np.int32))
+    with pytest.raises(ValueError, match="does not match its rows"):
         SentenceVectors.load(tmp_path / "s")
+    with pytest.raises(ValueError, match="one resource id per passage"):
+        sv.save(tmp_path / "t", resource_ids=ids[:5], content=content, context=CONTEXT)
+
+
+def test_unchanged_shards_are_linked_and_changed_ones_written(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    ids = [f"ressource-{i // 2}" for i in range(80)]
+    sv = SentenceVectors.from_vectors(_unit(rng, 160), [2] * 80)
+    content = dict.fromkeys(ids, "h1")
+    sv.save(tmp_path / "v1", resource_ids=ids, content=content, context=CONTEXT)
+    edited = {**content, "ressource-7": "h2"}
+    v1 = tmp_path / "v1"
+    sv.save(tmp_path / "v2", resource_ids=ids, content=edited, context=CONTEXT, link_from=v1)
+    first = {p.name: p.stat().st_ino for p in v1.glob("*.codes.npy")}
+    second = {p.name: p.stat().st_ino for p in (tmp_path / "v2").glob("*.codes.npy")}
+    linked = [n for n in second if first.get(n) == second[n]]
+    assert len(second) - len(linked) == 1  # only the edited resource's shard is new
+    _same(SentenceVectors.load(tmp_path / "v2"), sv)
+    # Another model (or chunking): nothing is linked, even for the same resources.
+    other = {**CONTEXT, "model": "autre"}
+    sv.save(tmp_path / "v3", resource_ids=ids, content=content, context=other, link_from=v1)
+    assert not {p.name for p in (tmp_path / "v3").glob("*.codes.npy")} & set(first)
 
 
 def test_the_index_keeps_one_sentence_set_per_passage(fake_assistant: Assistant) -> None:
     index = fake_assistant.index()
     assert index.sentences is not None and index.sentences.passages == len(index)
     for row in (0, len(index) // 2, len(index) - 1):
-        start, end = index.sentences.offsets[row], index.sentences.offsets[row + 1]
-        assert end - start == len(passage_sentences(index.chunks[row].text))
+        assert index.sentences.counts[row] == len(passage_sentences(index.chunks[row].text))
 
 
 def test_the_sentence_signal_is_the_best_sentence_of_the_top_passages(
@@ -167,4 +202,26 @@ def test_a_format_2_index_is_refused_then_upgraded_without_reembedding_passages(
     after = ResourceIndex.load(fake_assistant.index_dir)
     assert after.manifest.format_version == 3 and after.sentences is not None
     np.testing.assert_array_equal(after.vectors, before.vectors)
-    np.testing.assert_array_equal(after.sentences.codes, before.sentences.codes)
+    _same(after.sentences, before.sentences)
+
+
+def test_an_incremental_build_writes_only_the_edited_resources_shard(
+    fake_assistant: Assistant,
+) -> None:
+    def shard_files() -> dict[str, int]:
+        folder = (
+            fake_assistant.index_dir
+            / "versions"
+            / (current_version(fake_assistant.index_dir) or "")
+        )
+        return {p.name: p.stat().st_ino for p in (folder / "sentences").glob("*.codes.npy")}
+
+    before = shard_files()
+    edited = sorted(fake_assistant.corpus_dir.glob("*.md"))[0]
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nUne phrase ajoutée au guide.\n")
+    assert fake_assistant.build().changed
+    after = shard_files()
+    assert len(after) == len(before)
+    assert sum(before.get(name) == inode for name, inode in after.items()) == len(after) - 1
+    full = fake_assistant.build(full=True)  # a full build writes every shard again
+    assert full.full and not set(shard_files().values()) & set(after.values())
