@@ -230,8 +230,7 @@ class ResourceIndex:
         sentences: SentenceVectors | None = None,
     ) -> None:
         if len(chunks) != len(vectors) or (
-            sentences is not None
-            and not _sentences_fit(sentences, len(chunks), vectors)
+            sentences is not None and not _sentences_fit(sentences, len(chunks), vectors)
         ):
             raise IndexCorruptError(
                 f"index incohérent : {len(chunks)} passages pour {len(vectors)} vecteurs ; {REBUILD_HINT}"
@@ -503,10 +502,7 @@ class ResourceIndex:
             or len(chunks) != manifest.chunk_count
             or set(resources) != set(manifest.resources)
             or any(c.resource_id not in resources for c in chunks)
-            or (
-                sentences is not None
-                and not _sentences_fit(sentences, len(chunks), vectors)
-            )
+            or (sentences is not None and not _sentences_fit(sentences, len(chunks), vectors))
         ):
             raise IndexCorruptError(
                 f"l'index {folder} ne correspond pas à son manifeste ; {REBUILD_HINT}"
