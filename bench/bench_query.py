@@ -266,8 +266,9 @@ def synthetic_sentences(vectors: np.ndarray) -> SentenceVectors:
         block /= np.linalg.norm(block, axis=1, keepdims=True)
         rows = slice(start * per, start * per + len(block))
         codes[rows], scales[rows] = quantize(block)
-    offsets = np.arange(0, n * per + 1, per, dtype=np.int64)
-    return SentenceVectors(offsets, codes, scales)
+    counts = np.full(n, per, dtype=np.int64)
+    starts = np.arange(0, n * per, per, dtype=np.int64)
+    return SentenceVectors(((codes, scales),), np.zeros(n, dtype=np.int32), starts, counts)
 
 
 def run_size(

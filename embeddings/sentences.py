@@ -8,9 +8,9 @@ the ablation is in the calibration file). Embedding those sentences at question 
 0.1–0.5 s per question on one core, so they are embedded once, with their passage, by the
 builder, and only the dot products are left to the question.
 
-In memory: `codes` (int8, one row per sentence: the unit vector divided by its scale),
-`scales` (float32, max |component| / 127 of each vector; int8 codes keep the cosine within
-~0.005 at a quarter of the float size), and per passage row `starts` / `counts` into them.
+Each sentence vector is stored as int8 codes (the unit vector divided by its scale) and a
+float32 scale (max |component| / 127): the cosine stays within ~0.005 at a quarter of the
+float size.
 
 On disk (`sentences/` of an index version): `counts.npy` and `shards.npy` (per passage row:
 its number of sentences and the shard of its resource), and one pair of files per shard,
@@ -83,25 +83,35 @@ def _contiguous_starts(counts: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SentenceVectors:
-    """The sentence vectors of an index's passages (see the module docstring)."""
+    """The sentence vectors of an index's passages (see the module docstring).
 
-    starts: np.ndarray  # int64 per passage row
+    Vectors live in blocks of (int8 codes, float32 scales): one per shard file when loaded
+    (memory-mapped: a build or a question reads only the pages it needs), plus one per batch of
+    fresh vectors after a build. Passage row `r` has `counts[r]` sentences at
+    `starts[r]:starts[r] + counts[r]` of block `block[r]`."""
+
+    blocks: tuple[tuple[np.ndarray, np.ndarray], ...]
+    block: np.ndarray  # int32 per passage row
+    starts: np.ndarray  # int64 per passage row, within its block
     counts: np.ndarray  # int64 per passage row
-    codes: np.ndarray  # int8 (sentences, dimension)
-    scales: np.ndarray  # float32 (sentences,)
 
     def __post_init__(self) -> None:
-        n = len(self.codes)
+        n = len(self.counts)
         if (
-            self.starts.shape != self.counts.shape
-            or self.starts.ndim != 1
+            self.block.shape != (n,)
+            or self.starts.shape != (n,)
             or np.any(self.counts < 0)
             or np.any(self.starts < 0)
-            or np.any(self.starts + self.counts > n)
-            or self.codes.ndim != 2
-            or self.scales.shape != (n,)
+            or (n and (self.block.min() < 0 or self.block.max() >= len(self.blocks)))
+            or any(
+                c.ndim != 2 or c.dtype != np.int8 or s.shape != (len(c),) for c, s in self.blocks
+            )
+            or len({c.shape[1] for c, _ in self.blocks}) > 1
         ):
-            raise ValueError("sentence vectors: starts, counts, codes and scales do not match")
+            raise ValueError("sentence vectors: blocks, starts and counts do not match")
+        sizes = np.array([len(c) for c, _ in self.blocks], dtype=np.int64)
+        if n and np.any(self.starts + self.counts > sizes[self.block]):
+            raise ValueError("sentence vectors: blocks, starts and counts do not match")
 
     @property
     def passages(self) -> int:
@@ -109,24 +119,38 @@ class SentenceVectors:
 
     @property
     def dimension(self) -> int:
-        return int(self.codes.shape[1])
+        return int(self.blocks[0][0].shape[1]) if self.blocks else 0
 
     def __len__(self) -> int:
-        """Sentences of the passages (not counting unreferenced rows of `codes`)."""
+        """Sentences of the passages."""
         return int(self.counts.sum())
 
-    def rows(self, passages: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Positions in `codes` of the sentences of `passages`, in order."""
+    def gather(self, passages: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, scales) of the sentences of `passages`, in order."""
         passages = np.asarray(passages, dtype=np.int64)
-        return _ranges(self.starts[passages], self.counts[passages])
+        if not len(passages):
+            dim = self.dimension
+            return np.zeros((0, dim), dtype=np.int8), np.zeros(0, dtype=np.float32)
+        blocks = self.block[passages]
+        codes, scales = [], []
+        for run in np.split(passages, np.flatnonzero(np.diff(blocks)) + 1):
+            block_codes, block_scales = self.blocks[int(self.block[run[0]])]
+            picked = _ranges(self.starts[run], self.counts[run])
+            codes.append(np.asarray(block_codes[picked]))
+            scales.append(np.asarray(block_scales[picked]))
+        return np.concatenate(codes), np.concatenate(scales)
 
     @classmethod
     def from_vectors(cls, vectors: np.ndarray, counts: Sequence[int]) -> SentenceVectors:
         """From float vectors of the passages' sentences, in passage order (`counts[i]`
         sentences for passage i)."""
         counts_array = np.asarray(counts, dtype=np.int64)
-        codes, scales = quantize(vectors)
-        return cls(_contiguous_starts(counts_array), counts_array, codes, scales)
+        return cls(
+            (quantize(vectors),),
+            np.zeros(len(counts_array), dtype=np.int32),
+            _contiguous_starts(counts_array),
+            counts_array,
+        )
 
     @classmethod
     def embed(
@@ -144,11 +168,10 @@ class SentenceVectors:
 
     def best_similarity(self, passages: Iterable[int], query: np.ndarray) -> float:
         """The best cosine between `query` (a unit vector) and a sentence of `passages`."""
-        picked = self.rows(np.fromiter(passages, dtype=np.int64))
-        if not len(picked):
+        codes, scales = self.gather(np.fromiter(passages, dtype=np.int64))
+        if not len(codes):
             return 0.0
-        scores = (self.codes[picked].astype(np.float32) @ query) * self.scales[picked]
-        return float(scores.max())
+        return float(((codes.astype(np.float32) @ query) * scales).max())
 
     @classmethod
     def arrange(
@@ -160,8 +183,7 @@ class SentenceVectors:
     ) -> SentenceVectors:
         """The sentence vectors of a new index: row `r` takes previous passage `old_of[r]`'s
         when `r` is not in `fresh_rows`, else the next passage of `fresh` (whose passages are
-        those of `fresh_rows`, in order). The previous codes are kept as they are (one
-        append, no reordering); `save` writes only what the rows use."""
+        those of `fresh_rows`, in order). Nothing is copied: the blocks are shared."""
         n = len(old_of)
         fresh_rows = np.asarray(fresh_rows, dtype=np.int64)
         if fresh.passages != len(fresh_rows):
@@ -171,22 +193,19 @@ class SentenceVectors:
         reused = np.flatnonzero(~from_fresh)
         if len(reused) and (previous is None or np.any(old_of[reused] < 0)):
             raise ValueError("rows without sentence vectors")
-        base = len(previous.codes) if previous is not None else 0
+        earlier = previous.blocks if previous is not None and len(reused) else ()
+        block = np.zeros(n, dtype=np.int32)
         starts = np.zeros(n, dtype=np.int64)
         counts = np.zeros(n, dtype=np.int64)
-        starts[fresh_rows] = fresh.starts + base
+        block[fresh_rows] = fresh.block + len(earlier)
+        starts[fresh_rows] = fresh.starts
         counts[fresh_rows] = fresh.counts
         if previous is not None and len(reused):
-            starts[reused] = previous.starts[old_of[reused]]
-            counts[reused] = previous.counts[old_of[reused]]
-        if previous is None or not len(reused):
-            return cls(starts - base, counts, fresh.codes, fresh.scales)
-        return cls(
-            starts,
-            counts,
-            np.concatenate([previous.codes, fresh.codes]),
-            np.concatenate([previous.scales, fresh.scales]),
-        )
+            old = old_of[reused]
+            block[reused] = previous.block[old]
+            starts[reused] = previous.starts[old]
+            counts[reused] = previous.counts[old]
+        return cls((*earlier, *fresh.blocks), block, starts, counts)
 
     # ------------------------------------------------------------------ persistence
 
@@ -211,50 +230,44 @@ class SentenceVectors:
         )
         np.save(folder / "counts.npy", self.counts.astype(np.int32), allow_pickle=False)
         np.save(folder / "shards.npy", shard_ids, allow_pickle=False)
-        rows_by_shard = _rows_by_shard(shard_ids)
         prefix = json.dumps({**context, "layout": LAYOUT_VERSION}, sort_keys=True)
-        for shard, rows in rows_by_shard.items():
+        for shard, rows in _rows_by_shard(shard_ids).items():
             digest = hashlib.sha256(prefix.encode())
             for rid in dict.fromkeys(resource_ids[r] for r in rows.tolist()):
                 digest.update(f"\n{rid}\t{content.get(rid, '')}".encode())
             name = f"{shard:02x}-{digest.hexdigest()[:16]}"
             if link_from is not None and _link(link_from, folder, name):
                 continue
-            picked = self.rows(rows)
-            np.save(folder / f"{name}.codes.npy", self.codes[picked], allow_pickle=False)
-            np.save(folder / f"{name}.scales.npy", self.scales[picked], allow_pickle=False)
+            codes, scales = self.gather(rows)
+            np.save(folder / f"{name}.codes.npy", codes, allow_pickle=False)
+            np.save(folder / f"{name}.scales.npy", scales, allow_pickle=False)
 
     @classmethod
     def load(cls, folder: Path) -> SentenceVectors:
+        """Read `folder`; the shard files are memory-mapped, not read."""
         counts = np.load(folder / "counts.npy", allow_pickle=False).astype(np.int64)
         shard_ids = np.load(folder / "shards.npy", allow_pickle=False)
         if counts.shape != shard_ids.shape or counts.ndim != 1:
             raise ValueError("sentence vectors: counts and shards do not match")
         files = {int(p.name[:2], 16): p.name[: -len(".codes.npy")]
                  for p in folder.glob("*.codes.npy")}  # fmt: skip
-        codes_parts, scale_parts = [], []
-        order = np.argsort(shard_ids, kind="stable")  # shard by shard, rows in order
+        blocks: list[tuple[np.ndarray, np.ndarray]] = []
+        block = np.zeros(len(counts), dtype=np.int32)
+        starts = np.zeros(len(counts), dtype=np.int64)
         for shard, rows in _rows_by_shard(shard_ids).items():
             name = files.get(shard)
             if name is None:
                 raise ValueError(f"sentence vectors: shard {shard} is missing")
-            codes = np.load(folder / f"{name}.codes.npy", allow_pickle=False)
-            scales = np.load(folder / f"{name}.scales.npy", allow_pickle=False)
+            codes = np.load(folder / f"{name}.codes.npy", mmap_mode="r", allow_pickle=False)
+            scales = np.load(folder / f"{name}.scales.npy", mmap_mode="r", allow_pickle=False)
             if codes.dtype != np.int8 or scales.dtype != np.float32:
                 raise ValueError("sentence vectors of unexpected types")
             if len(codes) != int(counts[rows].sum()) or len(scales) != len(codes):
                 raise ValueError(f"sentence vectors: shard {shard} does not match its rows")
-            codes_parts.append(codes)
-            scale_parts.append(scales)
-        starts = np.zeros(len(counts), dtype=np.int64)
-        starts[order] = _contiguous_starts(counts[order])
-        dim = codes_parts[0].shape[1] if codes_parts else 0
-        return cls(
-            starts,
-            counts,
-            np.concatenate(codes_parts) if codes_parts else np.zeros((0, dim), dtype=np.int8),
-            np.concatenate(scale_parts) if scale_parts else np.zeros(0, dtype=np.float32),
-        )
+            block[rows] = len(blocks)
+            starts[rows] = _contiguous_starts(counts[rows])
+            blocks.append((codes, scales))
+        return cls(tuple(blocks), block, starts, counts)
 
 
 def _rows_by_shard(shard_ids: np.ndarray) -> dict[int, np.ndarray]:

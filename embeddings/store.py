@@ -623,7 +623,7 @@ def _load_dense(folder: Path, vectors: np.ndarray) -> faiss.Index:
 
 def _sentences_fit(sentences: SentenceVectors, passages: int, vectors: np.ndarray) -> bool:
     return sentences.passages == passages and (
-        len(sentences.codes) == 0 or sentences.dimension == vectors.shape[1]
+        len(sentences) == 0 or sentences.dimension == vectors.shape[1]
     )
 
 
