@@ -2,8 +2,8 @@
 
 Only new or changed resources (by content hash) are chunked and embedded again (their passages
 and each passage's sentences, `embeddings.sentences`); the vectors of unchanged resources are
-reused; a change of model or chunking settings forces a full
-rebuild. One build at a time per index directory (file lock).
+reused; a change of model or chunking settings forces a full rebuild. One build at a time per
+index directory (file lock).
 """
 
 from __future__ import annotations
@@ -258,8 +258,9 @@ def _build_locked(
         if previous is not None and kept.any():
             vectors[kept] = previous.vectors[old_of[kept]]
         vectors[~kept] = new_vectors[perm[~kept] - len(kept_rows)]
-        # Sentence vectors: those of kept chunks are copied, unless the previous version has
-        # none (an index of format 2): then every chunk's sentences are embedded once.
+        # Sentence vectors: kept chunks keep theirs (shared with the previous version, not
+        # copied), unless it has none (an index of format 2): then every chunk's sentences are
+        # embedded once.
         has_sentences = previous is not None and previous.sentences is not None
         fresh_rows = np.flatnonzero(~kept) if has_sentences else np.arange(len(chunks))
         lap("arrange")
