@@ -225,8 +225,9 @@ class SentenceVectors:
         if len(resource_ids) != self.passages:
             raise ValueError("one resource id per passage row is needed")
         folder.mkdir(parents=True, exist_ok=True)
+        shard_by_id = {rid: shard_of(rid) for rid in dict.fromkeys(resource_ids)}
         shard_ids = np.fromiter(
-            (shard_of(r) for r in resource_ids), dtype=np.uint16, count=len(resource_ids)
+            (shard_by_id[r] for r in resource_ids), dtype=np.uint16, count=len(resource_ids)
         )
         np.save(folder / "counts.npy", self.counts.astype(np.int32), allow_pickle=False)
         np.save(folder / "shards.npy", shard_ids, allow_pickle=False)

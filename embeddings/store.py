@@ -34,7 +34,7 @@ import platform
 import shutil
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -93,7 +93,12 @@ class Manifest:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, indent=2)
+        """One top-level field per line. Written with json's C encoder (an `indent` makes it
+        use the pure-Python one: 0.27 s for the 33 000 resources of a 100 k-chunk base)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["errors"] = [asdict(e) for e in self.errors]
+        lines = (f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}" for k, v in data.items())
+        return "{\n" + ",\n".join(lines) + "\n}\n"
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
