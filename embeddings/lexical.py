@@ -184,8 +184,8 @@ class LexicalIndex:
             terms[indptr[i] : indptr[i + 1]] = own_map[new_terms[j]]
             counts_all[indptr[i] : indptr[i + 1]] = new_counts[j]
         if previous is not None and len(kept):
-            source = _ranges(starts, ends)
-            target = _ranges(indptr[kept], indptr[kept + 1])
+            source = concat_ranges(starts, ends)
+            target = concat_ranges(indptr[kept], indptr[kept + 1])
             terms[target] = prev_map[pa["row_terms"][source]]
             counts_all[target] = pa["row_counts"][source]
         index = cls._from_counts(words, indptr, terms, counts_all, n, k1=k1, b=b)
@@ -366,7 +366,7 @@ class LexicalIndex:
         return cls(vocab, arrays, rows, fingerprint=str(meta.get("fingerprint", "")))
 
 
-def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def concat_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """The concatenation of range(s, e) for each pair, without a Python loop."""
     lengths = ends - starts
     total = int(lengths.sum())

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from corpus.text import split_sentences
+from embeddings.lexical import concat_ranges
 
 MIN_CHARS = 20  # shorter pieces (headings, list labels) say too little to be matched alone
 MAX_PER_PASSAGE = 12  # bounds the storage of passages made of many short lines
@@ -62,17 +63,6 @@ def quantize(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def shard_of(resource_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(resource_id.encode(), digest_size=2).digest()) % SHARDS
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenated `arange(start, start + length)` for each pair, vectorized."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    ends = np.cumsum(lengths)
-    shift = np.repeat(np.asarray(starts, dtype=np.int64) - ends + lengths, lengths)
-    return shift + np.arange(total, dtype=np.int64)
 
 
 def _contiguous_starts(counts: np.ndarray) -> np.ndarray:
@@ -135,7 +125,8 @@ class SentenceVectors:
         codes, scales = [], []
         for run in np.split(passages, np.flatnonzero(np.diff(blocks)) + 1):
             block_codes, block_scales = self.blocks[int(self.block[run[0]])]
-            picked = _ranges(self.starts[run], self.counts[run])
+            starts = self.starts[run]
+            picked = concat_ranges(starts, starts + self.counts[run])
             codes.append(np.asarray(block_codes[picked]))
             scales.append(np.asarray(block_scales[picked]))
         return np.concatenate(codes), np.concatenate(scales)
